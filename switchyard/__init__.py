@@ -1,0 +1,1 @@
+"""Switchyard: the command line, the local stack runner and the benchmarks."""
