@@ -14,17 +14,17 @@ so it must read the meter before trying again.
 
 Operations (`LinkOp`):
 
-| op            | request fields            | answer fields        | meaning |
-|---------------|---------------------------|----------------------|---------|
-| `hello`       | `dcu_id`                  | `meters`             | bind this connection to a DCU; answer its roster with each meter's status. Must come first. |
-| `read`        | `meter_id`                | `status`             | read the Disconnect-control object (IC 70) of one meter |
-| `disconnect`  | `meter_id`                | `status`             | invoke `remote_disconnect`; `status` is read back after it |
-| `reconnect`   | `meter_id`                | `status`             | invoke `remote_reconnect`; `status` is read back after it |
-| `readings`    | `meter_ids` (optional)    | `readings`           | instantaneous registers of these (default: all) meters |
-| `profile`     | `meter_id`, `since_ms`    | `profile`            | 15-minute load-profile blocks that start at or after `since_ms` |
-| `events`      | `meter_id`, `since_seq`   | `events`             | the meter's event log from sequence `since_seq` on |
-| `button`      | `meter_id`                | `status`             | the consumer presses the meter's push button (local reconnect) |
-| `fault`       | `latency_ms`, `loss`, `unreachable` | —          | simulator only: change link faults at run time (tests, demos) |
+- `hello` (`dcu_id`) -> `meters`: bind this connection to a DCU and answer its roster, each
+  meter with its status. Must come first.
+- `read` (`meter_id`) -> `status`: read the Disconnect-control object (IC 70) of one meter.
+- `disconnect` (`meter_id`) -> `status`: invoke `remote_disconnect`; the status read after it.
+- `reconnect` (`meter_id`) -> `status`: invoke `remote_reconnect`; the status read after it.
+- `readings` (`meter_ids`, optional) -> `readings`: instantaneous registers (default: all meters).
+- `profile` (`meter_id`, `since_ms`) -> `profile`: 15-minute load-profile blocks starting at or
+  after `since_ms`.
+- `events` (`meter_id`, `since_seq`) -> `events`: the meter's event log from `since_seq` on.
+- `button` (`meter_id`) -> `status`: the consumer presses the meter's push button.
+- `fault` (`latency_ms`, `loss`, `unreachable`): simulator only, changes link faults at run time.
 
 A meter that is not on the bound DCU's link answers `error="unknown_meter"`; a request before
 `hello` answers `error="not_bound"`; a frame that does not parse answers `error="bad_request"`
