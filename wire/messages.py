@@ -89,6 +89,8 @@ class Ack(_Message):
     version: int | None = None
     at_ms: UnixMs
     reason: Reason = ""
+    # True for `failed` when trying again may help (meter unreachable), not for a refusal.
+    retryable: bool = False
 
 
 class MeterEvent(_Message):

@@ -1,0 +1,1 @@
+"""Switchyard cloud: head-end and billing bridge (ledger, payments, policy, command outbox, API)."""

@@ -1,0 +1,1 @@
+"""The HTTP API: one router per resource, bearer-token roles, JSON errors."""

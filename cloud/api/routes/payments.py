@@ -1,0 +1,65 @@
+"""The payment gateway's webhook (Razorpay-compatible)."""
+
+from __future__ import annotations
+
+import logging
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Request
+
+from cloud.api.deps import RuntimeDep
+from cloud.api.schemas import WebhookOut
+from cloud.clock import utcnow
+from cloud.errors import ApiError, PayloadTooLarge, Unauthorized
+from cloud.payments.webhook import WebhookError, parse_envelope, signature_valid
+
+router = APIRouter(prefix="/api/v1/payments", tags=["payments"])
+log = logging.getLogger(__name__)
+
+MAX_BODY_BYTES = 64 * 1024
+
+
+@router.post("/webhook", response_model=WebhookOut)
+async def payment_webhook(
+    request: Request,
+    runtime: RuntimeDep,
+    x_razorpay_signature: Annotated[str | None, Header()] = None,
+    x_razorpay_event_id: Annotated[str | None, Header(max_length=128)] = None,
+) -> WebhookOut:
+    """Record a captured payment durably, then answer; reconnection proceeds on its own."""
+    received_at = utcnow()
+    raw_body = await _read_limited(request)
+    secrets = [runtime.settings.webhook_secret.get_secret_value()]
+    if not signature_valid(raw_body, x_razorpay_signature, secrets):
+        runtime.metrics.webhooks.labels("bad_signature").inc()
+        raise Unauthorized("webhook signature does not match")
+    try:
+        envelope, document = parse_envelope(raw_body)
+        if not x_razorpay_event_id:
+            raise WebhookError("X-Razorpay-Event-Id header is missing")
+        result = await runtime.payments.record(
+            x_razorpay_event_id, envelope, document, raw_body, received_at
+        )
+    except WebhookError as exc:
+        runtime.metrics.webhooks.labels("malformed").inc()
+        raise ApiError(f"malformed webhook: {exc}", code="malformed_webhook") from exc
+    runtime.metrics.webhooks.labels(result.outcome.value).inc()
+    if result.command_id is not None:
+        runtime.dispatcher.wake()
+    return WebhookOut(
+        status=result.outcome.value,
+        payment_id=result.payment_id,
+        command_id=result.command_id,
+    )
+
+
+async def _read_limited(request: Request) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+        raise PayloadTooLarge(f"body larger than {MAX_BODY_BYTES} bytes")
+    body = bytearray()
+    async for chunk in request.stream():
+        body.extend(chunk)
+        if len(body) > MAX_BODY_BYTES:
+            raise PayloadTooLarge(f"body larger than {MAX_BODY_BYTES} bytes")
+    return bytes(body)

@@ -1,0 +1,165 @@
+"""Response and request bodies of the HTTP API."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Annotated, Generic, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from cloud.db.models import Command, CommandTransition, Gateway, Meter
+from wire import Action, RelayState
+
+T = TypeVar("T")
+
+PowerStatus = Literal["connected", "disconnected"]
+
+
+def power_status(meter: Meter) -> PowerStatus:
+    """Connected only when the meter's relay (reported, else desired) is closed."""
+    relay = meter.reported_relay or meter.desired_relay
+    return "connected" if relay == RelayState.CONNECTED.value else "disconnected"
+
+
+class Page(BaseModel, Generic[T]):
+    """One page of a list; pass `next_cursor` as `cursor` for the next one."""
+
+    items: list[T]
+    next_cursor: str | None = None
+
+
+class DuesOut(BaseModel):
+    """What the consumer sees before paying."""
+
+    account_id: str
+    outstanding_paise: int
+    reconnection_fee_paise: int
+    total_payable_paise: int
+    credit_paise: int
+    currency: str
+    relay: RelayState | None
+    power: PowerStatus
+    message: str
+
+
+class MeterOut(BaseModel):
+    """A meter: desired and reported relay state, control mode, DCU, last seen."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    meter_id: str
+    dcu_id: str
+    desired_relay: RelayState
+    desired_version: int
+    desired_at: datetime
+    reported_relay: RelayState | None
+    reported_at: datetime | None
+    control_mode: int
+    reported_control_mode: int | None
+    installed_on: date | None
+    last_seen_at: datetime | None
+
+
+class AccountOut(BaseModel):
+    """An account with its meter, balance and power status."""
+
+    account_id: str
+    consumer_name: str
+    meter_id: str
+    balance_paise: int
+    total_payable_paise: int
+    status: PowerStatus
+    meter: MeterOut
+
+
+class TransitionOut(BaseModel):
+    """One lifecycle step of a command."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    from_state: str | None
+    to_state: str
+    at: datetime
+    detail: str
+
+
+class CommandOut(BaseModel):
+    """A relay command and where it is in its lifecycle."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    command_id: str
+    meter_id: str
+    dcu_id: str
+    action: Action
+    version: int
+    reason: str
+    origin: str
+    actor: str | None
+    payment_id: str | None
+    state: str
+    attempts: int
+    requested_at: datetime
+    created_at: datetime
+    updated_at: datetime
+    expires_at: datetime
+    relay_result: RelayState | None
+    event_code: int | None
+    detail: str
+
+
+class CommandDetailOut(CommandOut):
+    """A command with every transition and its timestamp."""
+
+    transitions: list[TransitionOut]
+
+    @classmethod
+    def build(cls, command: Command, transitions: list[CommandTransition]) -> CommandDetailOut:
+        """Assemble from the row and its transitions."""
+        base = CommandOut.model_validate(command).model_dump()
+        return cls(**base, transitions=[TransitionOut.model_validate(t) for t in transitions])
+
+
+class CommandRequestIn(BaseModel):
+    """An operator's manual relay command."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    action: Action
+    reason: Annotated[str, Field(min_length=1, max_length=200)]
+
+
+class GatewayOut(BaseModel):
+    """A DCU's presence."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    dcu_id: str
+    online: bool
+    boot_seq: int
+    meter_count: int
+    last_birth_at: datetime | None
+    last_will_at: datetime | None
+    state_changed_at: datetime | None
+
+    @classmethod
+    def build(cls, gateway: Gateway) -> GatewayOut:
+        """From the row."""
+        return cls.model_validate(gateway)
+
+
+class WebhookOut(BaseModel):
+    """The webhook's answer."""
+
+    status: Literal["processed", "duplicate", "ignored", "unmatched"]
+    payment_id: str | None = None
+    command_id: str | None = None
+
+
+class HealthOut(BaseModel):
+    """Liveness with the state of the broker and database connections."""
+
+    status: Literal["ok", "degraded"]
+    database: Literal["ok", "error"]
+    broker: Literal["connected", "disconnected"]
+    instance_id: str

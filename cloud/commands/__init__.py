@@ -1,0 +1,1 @@
+"""Relay commands: desired state and outbox, dispatcher, acknowledgments, lifecycle, presence."""

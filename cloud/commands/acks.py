@@ -1,0 +1,170 @@
+"""Acknowledgments from gateways move commands through their lifecycle, in batches."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from cloud.clock import Clock, utcnow
+from cloud.commands.lifecycle import CommandState, Origin, is_active, record_transition
+from cloud.db.models import Command, Meter
+from cloud.db.session import Database
+from cloud.metrics import CloudMetrics
+from wire import Ack, AckStatus, Action, RelayState
+from wire.clock import ms_to_datetime
+
+log = logging.getLogger(__name__)
+
+FinalHook = Callable[[AsyncSession, Command], Awaitable[None]]
+
+# What counts as "the relay reached its target": a connect in a mode that needs the
+# consumer's button ends ready_for_reconnection (DESIGN §3).
+_REACHED = {
+    Action.CONNECT: {RelayState.CONNECTED, RelayState.READY_FOR_RECONNECTION},
+    Action.DISCONNECT: {RelayState.DISCONNECTED},
+}
+
+
+@dataclass(frozen=True)
+class AckRetryPolicy:
+    """How long to wait for the final ack after `received`, and how often to retry."""
+
+    execution_timeout_s: float
+    max_attempts: int
+
+
+def update_reported(meter: Meter, relay: RelayState | None, at_ms: int, seen_ms: int) -> None:
+    """Take a relay state the meter reported, unless we already hold a newer one."""
+    at = ms_to_datetime(at_ms)
+    if relay is not None and (meter.reported_at is None or at >= meter.reported_at):
+        meter.reported_relay = relay.value
+        meter.reported_at = at
+    seen = ms_to_datetime(seen_ms)
+    if meter.last_seen_at is None or seen > meter.last_seen_at:
+        meter.last_seen_at = seen
+
+
+class AckApplier:
+    """Applies a batch of acks in one transaction."""
+
+    def __init__(
+        self,
+        db: Database,
+        metrics: CloudMetrics,
+        policy: AckRetryPolicy,
+        *,
+        on_final: Sequence[FinalHook] = (),
+        clock: Clock = utcnow,
+    ) -> None:
+        self._db = db
+        self._metrics = metrics
+        self._policy = policy
+        self._on_final = list(on_final)
+        self._clock = clock
+
+    async def apply_batch(self, acks: Sequence[Ack]) -> None:
+        """Apply acks in arrival order; unknown or foreign acks are counted and skipped."""
+        command_ids = {ack.command_id for ack in acks}
+        meter_ids = {ack.meter_id for ack in acks}
+        async with self._db.write() as session:
+            commands = {
+                c.command_id: c
+                for c in (
+                    await session.execute(
+                        select(Command).where(Command.command_id.in_(command_ids))
+                    )
+                ).scalars()
+            }
+            meters = {
+                m.meter_id: m
+                for m in (
+                    await session.execute(select(Meter).where(Meter.meter_id.in_(meter_ids)))
+                ).scalars()
+            }
+            for ack in acks:
+                command = commands.get(ack.command_id)
+                meter = meters.get(ack.meter_id)
+                if command is None or meter is None or not self._owned(ack, command, meter):
+                    self._metrics.foreign_acks.inc()
+                    log.warning(
+                        "ignoring ack %s for meter %s from DCU %s: unknown or not owned",
+                        ack.command_id,
+                        ack.meter_id,
+                        ack.dcu_id,
+                    )
+                    continue
+                update_reported(meter, ack.relay, ack.at_ms, ack.at_ms)
+                await self._apply(session, ack, command, meter)
+
+    @staticmethod
+    def _owned(ack: Ack, command: Command, meter: Meter) -> bool:
+        # The topic DCU was already checked against ack.dcu_id: here the DCU must own both.
+        return command.meter_id == meter.meter_id and command.dcu_id == meter.dcu_id == ack.dcu_id
+
+    async def _apply(self, session: AsyncSession, ack: Ack, command: Command, meter: Meter) -> None:
+        if not is_active(command):
+            return
+        now = self._clock()
+        if ack.status is AckStatus.RECEIVED:
+            if command.state == CommandState.SENT.value:
+                self._transition(session, command, CommandState.DELIVERED, now, "gateway received")
+                command.next_attempt_at = now + timedelta(seconds=self._policy.execution_timeout_s)
+            return
+        command.relay_result = ack.relay.value if ack.relay else None
+        command.event_code = ack.event_code
+        if ack.status is AckStatus.EXECUTED:
+            if ack.relay in _REACHED[Action(command.action)]:
+                await self._finish(session, command, CommandState.SUCCEEDED, now, "executed")
+            else:
+                relay = ack.relay.value if ack.relay else "unknown"
+                detail = f"relay read back {relay}"
+                await self._finish(session, command, CommandState.FAILED, now, detail)
+        elif ack.status is AckStatus.REJECTED:
+            await self._finish(session, command, CommandState.REJECTED, now, ack.reason)
+        elif ack.status is AckStatus.EXPIRED:
+            await self._finish(session, command, CommandState.EXPIRED, now, ack.reason)
+        elif ack.retryable and command.attempts < self._policy.max_attempts:
+            # The gateway could not reach the meter: the dispatcher republishes with backoff.
+            command.detail = ack.reason[:200]
+            command.next_attempt_at = now
+        elif ack.retryable:
+            await self._finish(session, command, CommandState.TIMED_OUT, now, ack.reason)
+        else:
+            await self._finish(session, command, CommandState.FAILED, now, ack.reason)
+
+    async def _finish(
+        self,
+        session: AsyncSession,
+        command: Command,
+        state: CommandState,
+        now: datetime,
+        detail: str,
+    ) -> None:
+        self._transition(session, command, state, now, detail)
+        command.next_attempt_at = None
+        self._metrics.ack_latency.observe((now - command.created_at).total_seconds())
+        if (
+            state is CommandState.SUCCEEDED
+            and command.origin == Origin.PAYMENT.value
+            and command.action == Action.CONNECT.value
+        ):
+            power_s = (now - command.requested_at).total_seconds()
+            self._metrics.payment_to_power.observe(power_s)
+        for hook in self._on_final:
+            await hook(session, command)
+
+    def _transition(
+        self,
+        session: AsyncSession,
+        command: Command,
+        state: CommandState,
+        now: datetime,
+        detail: str,
+    ) -> None:
+        record_transition(session, command, state, now, detail)
+        self._metrics.command_transitions.labels(state.value).inc()

@@ -1,0 +1,212 @@
+"""The outbox dispatcher: claims due commands, publishes them signed at QoS 1, republishes on
+ack timeout with backoff, and ends commands that time out or expire."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Protocol
+
+from sqlalchemy import or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from cloud.clock import Clock, utcnow
+from cloud.commands.lifecycle import (
+    ACTIVE_STATES,
+    IN_FLIGHT_STATES,
+    CommandState,
+    record_transition,
+)
+from cloud.db.models import Command, Gateway
+from cloud.db.session import Database
+from cloud.errors import BrokerUnavailable
+from cloud.metrics import CloudMetrics
+from wire.topics import command_topic
+
+log = logging.getLogger(__name__)
+
+
+class CommandPublisher(Protocol):
+    """What the dispatcher needs from MQTT: publish QoS 1 and learn of the PUBACK."""
+
+    @property
+    def connected(self) -> bool: ...
+
+    async def publish(
+        self, topic: str, payload: bytes, *, retain: bool = False, expiry_s: int | None = None
+    ) -> asyncio.Future[None]: ...
+
+
+@dataclass(frozen=True)
+class DispatchPolicy:
+    """Timing of publishes and retries."""
+
+    ack_timeout_s: float
+    execution_timeout_s: float
+    max_attempts: int
+    backoff_cap_s: float
+    batch: int
+    poll_s: float
+
+    def retry_delay_s(self, attempts: int) -> float:
+        """Capped exponential backoff with jitter after the given number of attempts."""
+        base_s: float = min(self.ack_timeout_s * 2.0 ** max(0, attempts - 1), self.backoff_cap_s)
+        return base_s * (0.8 + 0.4 * random.random())
+
+
+@dataclass(frozen=True)
+class _Outgoing:
+    command_id: str
+    topic: str
+    payload: bytes
+    expiry_s: int
+
+
+class Dispatcher:
+    """Publishes the outbox; safe to run in several processes (rows are claimed)."""
+
+    def __init__(
+        self,
+        db: Database,
+        publisher: CommandPublisher,
+        policy: DispatchPolicy,
+        metrics: CloudMetrics,
+        clock: Clock = utcnow,
+    ) -> None:
+        self._db = db
+        self._publisher = publisher
+        self._policy = policy
+        self._metrics = metrics
+        self._clock = clock
+        self._wake = asyncio.Event()
+
+    def wake(self) -> None:
+        """Tell the dispatcher there is new work (called after a commit)."""
+        self._wake.set()
+
+    async def run(self) -> None:
+        """Dispatch until cancelled; a failed round is logged, counted and retried."""
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=self._policy.poll_s)
+            self._wake.clear()
+            if not self._publisher.connected:
+                continue
+            try:
+                published = await self.dispatch_once()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("dispatch round failed")
+                self._metrics.loop_errors.labels("dispatcher").inc()
+                await asyncio.sleep(1.0)
+                continue
+            if published >= self._policy.batch:
+                self._wake.set()
+
+    async def dispatch_once(self) -> int:
+        """One round: claim, mark and publish; returns how many publishes were made."""
+        now = self._clock()
+        async with self._db.write() as session:
+            await self._expire(session, now)
+            outgoing = await self._claim_queued(session, now)
+            outgoing += await self._retry_due(session, now, self._policy.batch - len(outgoing))
+        for item in outgoing:
+            try:
+                await self._publisher.publish(item.topic, item.payload, expiry_s=item.expiry_s)
+            except BrokerUnavailable as exc:
+                # Already marked with a retry time: the next round republishes it.
+                log.warning("publish of %s deferred: %s", item.command_id, exc)
+                break
+            self._metrics.commands_published.inc()
+        return len(outgoing)
+
+    async def _claim_queued(self, session: AsyncSession, now: datetime) -> list[_Outgoing]:
+        query = (
+            select(Command)
+            .join(Gateway, Gateway.dcu_id == Command.dcu_id)
+            .where(
+                Command.state == CommandState.QUEUED.value,
+                Gateway.online.is_(True),
+                or_(Command.next_attempt_at.is_(None), Command.next_attempt_at <= now),
+            )
+            .order_by(Command.created_at)
+            .limit(self._policy.batch)
+            .with_for_update(skip_locked=True, of=Command)
+        )
+        commands = list((await session.execute(query)).scalars())
+        for command in commands:
+            record_transition(session, command, CommandState.SENT, now, "published")
+            self._metrics.command_transitions.labels(CommandState.SENT.value).inc()
+        return [self._mark_attempt(command, now) for command in commands]
+
+    async def _retry_due(self, session: AsyncSession, now: datetime, limit: int) -> list[_Outgoing]:
+        if limit <= 0:
+            return []
+        query = (
+            select(Command)
+            .join(Gateway, Gateway.dcu_id == Command.dcu_id)
+            .where(
+                Command.state.in_([s.value for s in IN_FLIGHT_STATES]),
+                Command.next_attempt_at.is_not(None),
+                Command.next_attempt_at <= now,
+                Gateway.online.is_(True),
+            )
+            .order_by(Command.next_attempt_at)
+            .limit(limit)
+            .with_for_update(skip_locked=True, of=Command)
+        )
+        outgoing: list[_Outgoing] = []
+        for command in (await session.execute(query)).scalars():
+            if command.attempts >= self._policy.max_attempts:
+                record_transition(
+                    session,
+                    command,
+                    CommandState.TIMED_OUT,
+                    now,
+                    f"no final ack after {command.attempts} attempts",
+                )
+                command.next_attempt_at = None
+                self._metrics.command_transitions.labels(CommandState.TIMED_OUT.value).inc()
+                continue
+            record_transition(
+                session,
+                command,
+                CommandState(command.state),
+                now,
+                f"republished, attempt {command.attempts + 1}",
+            )
+            self._metrics.command_retries.inc()
+            outgoing.append(self._mark_attempt(command, now))
+        return outgoing
+
+    async def _expire(self, session: AsyncSession, now: datetime) -> None:
+        query = (
+            select(Command)
+            .where(
+                Command.state.in_([s.value for s in ACTIVE_STATES]),
+                Command.expires_at <= now,
+            )
+            .limit(self._policy.batch)
+            .with_for_update(skip_locked=True)
+        )
+        for command in (await session.execute(query)).scalars():
+            record_transition(session, command, CommandState.EXPIRED, now, "expired in the cloud")
+            command.next_attempt_at = None
+            self._metrics.command_transitions.labels(CommandState.EXPIRED.value).inc()
+
+    def _mark_attempt(self, command: Command, now: datetime) -> _Outgoing:
+        command.attempts += 1
+        delay_s = self._policy.retry_delay_s(command.attempts)
+        command.next_attempt_at = now + timedelta(seconds=delay_s)
+        expiry_s = max(1, int((command.expires_at - now).total_seconds()))
+        return _Outgoing(
+            command.command_id,
+            command_topic(command.dcu_id, command.meter_id),
+            command.payload.encode(),
+            expiry_s,
+        )

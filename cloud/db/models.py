@@ -1,0 +1,176 @@
+"""The cloud's tables: accounts, meters, gateways, the ledger, payments and the command outbox."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Date,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from cloud.db.types import UtcDateTime
+
+# SQLite only autoincrements an INTEGER PRIMARY KEY; PostgreSQL gets a 64-bit identity.
+BigId = BigInteger().with_variant(Integer, "sqlite")
+
+
+class Base(DeclarativeBase):
+    """Declarative base of every cloud table."""
+
+
+class Meter(Base):
+    """A smart meter: where it hangs (DCU), what we want its relay to be, what it last said."""
+
+    __tablename__ = "meters"
+
+    meter_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    dcu_id: Mapped[str] = mapped_column(String(64), index=True)
+    control_mode: Mapped[int] = mapped_column(Integer, default=2)
+    installed_on: Mapped[date | None] = mapped_column(Date)
+    desired_relay: Mapped[str] = mapped_column(String(32))
+    desired_version: Mapped[int] = mapped_column(Integer, default=0)
+    desired_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    reported_relay: Mapped[str | None] = mapped_column(String(32))
+    reported_control_mode: Mapped[int | None] = mapped_column(Integer)
+    reported_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    last_seen_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+
+class Account(Base):
+    """A consumer account, billed in paise, with one meter."""
+
+    __tablename__ = "accounts"
+
+    account_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    consumer_name: Mapped[str] = mapped_column(String(200))
+    phone: Mapped[str | None] = mapped_column(String(32))
+    meter_id: Mapped[str] = mapped_column(ForeignKey("meters.meter_id"), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class Gateway(Base):
+    """A data concentrator (DCU) and its presence as told by its birth and Will."""
+
+    __tablename__ = "gateways"
+
+    dcu_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    online: Mapped[bool] = mapped_column(Boolean, default=False)
+    boot_seq: Mapped[int] = mapped_column(Integer, default=0)
+    meter_count: Mapped[int] = mapped_column(Integer, default=0)
+    last_birth_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    last_will_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    state_changed_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+
+class LedgerEntry(Base):
+    """One money movement on an account; positive paise is owed by the consumer."""
+
+    __tablename__ = "ledger_entries"
+    __table_args__ = (UniqueConstraint("kind", "reference", name="uq_ledger_kind_reference"),)
+
+    entry_id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    account_id: Mapped[str] = mapped_column(ForeignKey("accounts.account_id"), index=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    amount_paise: Mapped[int] = mapped_column(BigInteger)
+    reference: Mapped[str] = mapped_column(String(128))
+    description: Mapped[str] = mapped_column(String(200), default="")
+    due_date: Mapped[date | None] = mapped_column(Date)
+    period_start: Mapped[date | None] = mapped_column(Date)
+    period_end: Mapped[date | None] = mapped_column(Date)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class Payment(Base):
+    """A payment as the gateway reported it; unmatched ones wait for manual reconciliation."""
+
+    __tablename__ = "payments"
+
+    payment_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    event_id: Mapped[str] = mapped_column(String(128))
+    account_ref: Mapped[str | None] = mapped_column(String(64), index=True)
+    account_id: Mapped[str | None] = mapped_column(ForeignKey("accounts.account_id"))
+    amount_paise: Mapped[int] = mapped_column(BigInteger)
+    currency: Mapped[str] = mapped_column(String(3))
+    status: Mapped[str] = mapped_column(String(16))
+    received_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class WebhookEvent(Base):
+    """Every authenticated webhook delivery, stored before it is answered."""
+
+    __tablename__ = "webhook_events"
+
+    event_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    event_type: Mapped[str] = mapped_column(String(64))
+    payment_id: Mapped[str | None] = mapped_column(String(64))
+    outcome: Mapped[str] = mapped_column(String(16))
+    received_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    body: Mapped[str] = mapped_column(Text)
+
+
+class Command(Base):
+    """A relay command in the outbox, with its lifecycle state and signed payload."""
+
+    __tablename__ = "commands"
+    __table_args__ = (
+        Index("ix_commands_state_next", "state", "next_attempt_at"),
+        Index("ix_commands_meter_created", "meter_id", "created_at"),
+        Index("ix_commands_dcu_state", "dcu_id", "state"),
+    )
+
+    command_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    meter_id: Mapped[str] = mapped_column(ForeignKey("meters.meter_id"))
+    dcu_id: Mapped[str] = mapped_column(String(64))
+    action: Mapped[str] = mapped_column(String(16))
+    version: Mapped[int] = mapped_column(Integer)
+    reason: Mapped[str] = mapped_column(String(200))
+    origin: Mapped[str] = mapped_column(String(16))
+    actor: Mapped[str | None] = mapped_column(String(64))
+    payment_id: Mapped[str | None] = mapped_column(String(64))
+    state: Mapped[str] = mapped_column(String(16))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    requested_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    payload: Mapped[str] = mapped_column(Text)
+    relay_result: Mapped[str | None] = mapped_column(String(32))
+    event_code: Mapped[int | None] = mapped_column(Integer)
+    detail: Mapped[str] = mapped_column(String(200), default="")
+
+
+class CommandTransition(Base):
+    """One step of a command's lifecycle, kept for audit and latency measurement."""
+
+    __tablename__ = "command_transitions"
+
+    transition_id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    command_id: Mapped[str] = mapped_column(ForeignKey("commands.command_id"), index=True)
+    from_state: Mapped[str | None] = mapped_column(String(16))
+    to_state: Mapped[str] = mapped_column(String(16))
+    at: Mapped[datetime] = mapped_column(UtcDateTime)
+    detail: Mapped[str] = mapped_column(String(200), default="")
+
+
+class MeterEventRecord(Base):
+    """A meter's event as its gateway reported it (relay operations, power failures)."""
+
+    __tablename__ = "meter_events"
+
+    meter_id: Mapped[str] = mapped_column(ForeignKey("meters.meter_id"), primary_key=True)
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True)
+    dcu_id: Mapped[str] = mapped_column(String(64))
+    code: Mapped[int] = mapped_column(Integer)
+    relay: Mapped[str | None] = mapped_column(String(32))
+    at: Mapped[datetime] = mapped_column(UtcDateTime)
+    received_at: Mapped[datetime] = mapped_column(UtcDateTime)

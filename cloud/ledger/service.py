@@ -1,0 +1,63 @@
+"""Reading and writing an account's ledger inside a caller's transaction."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from cloud.db.models import LedgerEntry
+from cloud.ledger.dues import Dues, EntryKind, EntryView, compute_dues
+
+
+async def account_entries(session: AsyncSession, account_id: str) -> list[LedgerEntry]:
+    """Every ledger entry of an account, oldest first."""
+    result = await session.execute(
+        select(LedgerEntry)
+        .where(LedgerEntry.account_id == account_id)
+        .order_by(LedgerEntry.created_at, LedgerEntry.entry_id)
+    )
+    return list(result.scalars())
+
+
+def dues_of(entries: list[LedgerEntry]) -> Dues:
+    """Dues computed from loaded entries."""
+    return compute_dues(
+        EntryView(e.entry_id, EntryKind(e.kind), e.amount_paise, e.created_at) for e in entries
+    )
+
+
+async def account_dues(session: AsyncSession, account_id: str) -> Dues:
+    """Dues of one account, computed from its entries."""
+    return dues_of(await account_entries(session, account_id))
+
+
+def add_entry(
+    session: AsyncSession,
+    *,
+    account_id: str,
+    kind: EntryKind,
+    amount_paise: int,
+    reference: str,
+    at: datetime,
+    description: str = "",
+    due_date: date | None = None,
+    period: tuple[date, date] | None = None,
+) -> LedgerEntry:
+    """Add one entry; (kind, reference) is unique, so replays cannot double-count."""
+    if not isinstance(amount_paise, int) or isinstance(amount_paise, bool):
+        raise TypeError("amount_paise must be an integer number of paise")
+    entry = LedgerEntry(
+        account_id=account_id,
+        kind=kind.value,
+        amount_paise=amount_paise,
+        reference=reference,
+        description=description[:200],
+        due_date=due_date,
+        period_start=period[0] if period else None,
+        period_end=period[1] if period else None,
+        created_at=at,
+    )
+    session.add(entry)
+    return entry

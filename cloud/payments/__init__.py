@@ -1,0 +1,1 @@
+"""Payments: the Razorpay-compatible webhook and what a captured payment does."""

@@ -1,0 +1,127 @@
+"""Razorpay-compatible webhook: HMAC verification and strict parsing of the event body."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from collections.abc import Sequence
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from wire.ids import ID_PATTERN
+
+CAPTURED = "payment.captured"
+
+
+class WebhookError(ValueError):
+    """A webhook body that cannot be accepted, with the reason."""
+
+
+def sign_body(raw_body: bytes, secret: str) -> str:
+    """Hex HMAC-SHA256 of the raw body, as Razorpay puts in X-Razorpay-Signature."""
+    return hmac.new(secret.encode(), raw_body, hashlib.sha256).hexdigest()
+
+
+def signature_valid(raw_body: bytes, signature: str | None, secrets: Sequence[str]) -> bool:
+    """Constant-time check of the signature against every currently valid secret."""
+    if not signature:
+        return False
+    given = signature.strip().lower().encode()
+    valid = False
+    for secret in secrets:
+        if secret:
+            expected = sign_body(raw_body, secret).encode()
+            # No early exit: the time taken does not tell which secret matched.
+            valid |= hmac.compare_digest(expected, given)
+    return valid
+
+
+class _Lenient(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+
+class PaymentNotes(_Lenient):
+    """Notes the checkout attached; `account_id` names the consumer account."""
+
+    account_id: Annotated[str, Field(pattern=ID_PATTERN)] | None = None
+
+
+class PaymentEntity(_Lenient):
+    """The payment inside a payment.* event."""
+
+    id: Annotated[str, Field(min_length=1, max_length=64)]
+    amount: Annotated[int, Field(gt=0, strict=True)]
+    currency: Annotated[str, Field(min_length=3, max_length=3)]
+    status: str
+    notes: PaymentNotes | list[Any] = Field(default_factory=PaymentNotes)
+
+    @property
+    def account_ref(self) -> str | None:
+        """The account the payer named, if any."""
+        return self.notes.account_id if isinstance(self.notes, PaymentNotes) else None
+
+
+class _PaymentWrapper(_Lenient):
+    entity: PaymentEntity
+
+
+class _Payload(_Lenient):
+    payment: _PaymentWrapper
+
+
+class WebhookEnvelope(_Lenient):
+    """The outer event: entity, event type, creation time."""
+
+    entity: str
+    event: Annotated[str, Field(min_length=1, max_length=64)]
+    created_at: int | None = None
+
+
+class CapturedPayment(_Lenient):
+    """A payment.captured event with its payment."""
+
+    entity: str
+    event: str
+    created_at: int | None = None
+    payload: _Payload
+
+    @property
+    def payment(self) -> PaymentEntity:
+        """The captured payment."""
+        return self.payload.payment.entity
+
+
+def parse_envelope(raw_body: bytes) -> tuple[WebhookEnvelope, Any]:
+    """Parse the body as JSON and read its envelope; raise WebhookError if malformed."""
+    try:
+        document = json.loads(raw_body)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise WebhookError(f"body is not JSON: {exc}") from exc
+    if not isinstance(document, dict):
+        raise WebhookError("body is not a JSON object")
+    try:
+        envelope = WebhookEnvelope.model_validate(document)
+    except ValidationError as exc:
+        raise WebhookError(_first_error(exc)) from exc
+    if envelope.entity != "event":
+        raise WebhookError("entity is not 'event'")
+    return envelope, document
+
+
+def parse_captured(document: Any) -> CapturedPayment:
+    """Read a payment.captured event strictly; raise WebhookError if it is malformed."""
+    try:
+        captured = CapturedPayment.model_validate(document)
+    except ValidationError as exc:
+        raise WebhookError(_first_error(exc)) from exc
+    if captured.payment.status != "captured":
+        raise WebhookError(f"payment status is {captured.payment.status!r}, not 'captured'")
+    return captured
+
+
+def _first_error(exc: ValidationError) -> str:
+    first = exc.errors()[0]
+    where = ".".join(str(part) for part in first.get("loc", ())) or "body"
+    return f"{where}: {first.get('msg', 'invalid')}"

@@ -1,0 +1,123 @@
+"""One cloud process, assembled: database, MQTT, dispatcher, consumers, payment intake."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from cloud.batching import BatchCommitter
+from cloud.commands.acks import AckApplier, AckRetryPolicy
+from cloud.commands.desired import CommandFactory
+from cloud.commands.dispatcher import Dispatcher, DispatchPolicy
+from cloud.commands.presence import EventRecorder, PresenceTracker
+from cloud.db.migrate import upgrade_to_head
+from cloud.db.session import Database
+from cloud.inbound import InboundRouter
+from cloud.metrics import CloudMetrics
+from cloud.mqtt import MqttTransport
+from cloud.payments.intake import PaymentIntake
+from cloud.settings import CloudSettings
+from wire import Ack, CommandSigner, MeterEvent
+from wire.topics import TopicKind, cloud_filter, shared
+
+log = logging.getLogger(__name__)
+
+
+class CloudRuntime:
+    """Everything one cloud process runs, built from settings, with no global state."""
+
+    def __init__(self, settings: CloudSettings) -> None:
+        self.settings = settings
+        self.metrics = CloudMetrics()
+        self.db = Database.from_url(settings.database_url, echo=settings.database_echo)
+        signer = CommandSigner.from_b64(
+            settings.signing_key_id, settings.signing_private_key.get_secret_value()
+        )
+        self.factory = CommandFactory(signer, settings.command_ttl_s)
+        password = settings.mqtt_password.get_secret_value() if settings.mqtt_password else None
+        self.mqtt = MqttTransport(
+            client_id=f"switchyard-{settings.instance_id}",
+            host=settings.mqtt_host,
+            port=settings.mqtt_port,
+            username=settings.mqtt_username,
+            password=password,
+            session_expiry_s=settings.mqtt_session_expiry_s,
+        )
+        self.dispatcher = Dispatcher(
+            self.db,
+            self.mqtt,
+            DispatchPolicy(
+                ack_timeout_s=settings.ack_timeout_s,
+                execution_timeout_s=settings.execution_timeout_s,
+                max_attempts=settings.max_attempts,
+                backoff_cap_s=settings.retry_backoff_cap_s,
+                batch=settings.dispatch_batch,
+                poll_s=settings.dispatch_poll_s,
+            ),
+            self.metrics,
+        )
+        self.ack_applier = AckApplier(
+            self.db,
+            self.metrics,
+            AckRetryPolicy(settings.execution_timeout_s, settings.max_attempts),
+        )
+        window_s = settings.ack_batch_window_ms / 1000
+        self.acks: BatchCommitter[Ack] = BatchCommitter(
+            "acks",
+            self.ack_applier.apply_batch,
+            max_items=settings.ack_batch_max,
+            window_s=window_s,
+        )
+        self.event_recorder = EventRecorder(self.db, self.metrics)
+        self.events: BatchCommitter[MeterEvent] = BatchCommitter(
+            "events",
+            self.event_recorder.apply_batch,
+            max_items=settings.ack_batch_max,
+            window_s=window_s,
+        )
+        self.presence = PresenceTracker(self.db, self.factory, self.metrics, self.dispatcher.wake)
+        self.router = InboundRouter(
+            acks=self.acks, events=self.events, presence=self.presence, metrics=self.metrics
+        )
+        self.payments = PaymentIntake(self.db, self.factory, settings.currency)
+
+    @asynccontextmanager
+    async def running(self) -> AsyncIterator[CloudRuntime]:
+        """Migrate, connect and run the background loops for the duration of the block."""
+        await upgrade_to_head(self.db.engine)
+        self.mqtt.set_handler(self.router)
+        self.mqtt.add_subscriptions(
+            [
+                shared(cloud_filter(TopicKind.ACK)),
+                shared(cloud_filter(TopicKind.EVENT)),
+                # Retained births are never sent to shared subscriptions: every process reads
+                # presence itself (handling a birth twice is harmless).
+                cloud_filter(TopicKind.STATE),
+            ]
+        )
+        try:
+            async with asyncio.TaskGroup() as tasks:
+                loops = [
+                    tasks.create_task(self.mqtt.connect_forever(), name="mqtt-connect"),
+                    tasks.create_task(self.dispatcher.run(), name="dispatcher"),
+                    tasks.create_task(self.acks.run(), name="ack-batches"),
+                    tasks.create_task(self.events.run(), name="event-batches"),
+                    tasks.create_task(self._watch_connection(), name="mqtt-gauge"),
+                ]
+                try:
+                    yield self
+                finally:
+                    for loop in loops:
+                        loop.cancel()
+        finally:
+            await self.mqtt.disconnect()
+            await self.db.close()
+            log.info("cloud runtime stopped")
+
+    async def _watch_connection(self) -> None:
+        while True:
+            self.metrics.mqtt_connected.set(1 if self.mqtt.connected else 0)
+            self.metrics.publishes_in_flight.set(self.mqtt.in_flight)
+            await asyncio.sleep(1.0)

@@ -1,0 +1,131 @@
+"""The `switchyard` command: run the local stack, one part alone, or act as the payment gateway."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+from switchyard.procs import ProcessStartError
+
+
+def _positive(value: str) -> int:
+    number = int(value)
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {number}")
+    return number
+
+
+def _port(value: str) -> int:
+    number = int(value)
+    if not 0 <= number <= 65535:
+        raise argparse.ArgumentTypeError(f"not a TCP port: {number}")
+    return number
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of every subcommand."""
+    parser = argparse.ArgumentParser(
+        prog="switchyard", description="Remote switching of smart meters."
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="the whole system locally, with demo data")
+    run.add_argument("--meters", type=_positive, default=200, help="simulated meters (200)")
+    run.add_argument("--gateways", type=_positive, default=4, help="DCUs, one gateway each (4)")
+    run.add_argument("--port", type=_port, default=8000, help="HTTP API port (8000)")
+    run.add_argument("--mqtt-port", type=_port, default=0, help="broker port (a free one)")
+    run.add_argument("--state-dir", type=Path, default=Path(".switchyard/run"))
+    run.add_argument("--link-latency-ms", type=float, default=0.0, help="meter link latency")
+
+    sub.add_parser("cloud", help="the cloud service alone (SWITCHYARD_* environment)")
+    sub.add_parser("gateway", help="one edge gateway alone (SWITCHYARD_* environment)")
+    sub.add_parser("sim", help="the simulated meters alone (SWITCHYARD_SIM_* environment)")
+
+    pay = sub.add_parser("pay", help="send a signed payment webhook, as the payment gateway")
+    pay.add_argument("account", help="account id, e.g. ACC000001")
+    pay.add_argument("amount_paise", nargs="?", type=_positive, help="default: total payable")
+    pay.add_argument("--state-dir", type=Path, default=Path(".switchyard/run"))
+    pay.add_argument("--wait-s", type=float, default=10.0, help="how long to watch the relay")
+    return parser
+
+
+def _pay(args: argparse.Namespace) -> int:
+    from switchyard.pay import pay
+    from switchyard.stack import STACK_FILE
+
+    api_url = os.environ.get("SWITCHYARD_API_URL")
+    secret = os.environ.get("SWITCHYARD_WEBHOOK_SECRET")
+    stack_file = args.state_dir / STACK_FILE
+    if (api_url is None or secret is None) and stack_file.exists():
+        described = json.loads(stack_file.read_text())
+        api_url = api_url or described["api_url"]
+        secret = secret or described["webhook_secret"]
+    if api_url is None or secret is None:
+        print(
+            "switchyard pay: no running stack found; start `make run` or set "
+            "SWITCHYARD_API_URL and SWITCHYARD_WEBHOOK_SECRET",
+            file=sys.stderr,
+        )
+        return 2
+    try:
+        receipt = pay(api_url, secret, args.account, args.amount_paise, wait_s=args.wait_s)
+    except (ValueError, RuntimeError) as exc:
+        print(f"switchyard pay: {exc}", file=sys.stderr)
+        return 1
+    rupees = receipt.amount_paise / 100
+    print(f"paid ₹{rupees:,.2f} on {args.account} ({receipt.payment_id}): {receipt.status}")
+    if receipt.command_id is None:
+        print("dues not cleared (or already connected): no reconnect command")
+    elif receipt.power_restored_s is not None:
+        ms = receipt.power_restored_s * 1000
+        print(f"power restored: relay {receipt.relay} {ms:.0f} ms after the webhook")
+    else:
+        print(f"relay not reported connected within {args.wait_s:.0f}s (now {receipt.relay})")
+        return 1
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the `switchyard` console script."""
+    args = build_parser().parse_args(argv)
+    if args.command == "run":
+        from switchyard.stack import StackOptions, run_stack
+
+        options = StackOptions(
+            meters=args.meters,
+            gateways=args.gateways,
+            port=args.port,
+            mqtt_port=args.mqtt_port,
+            state_dir=args.state_dir,
+            link_latency_ms=args.link_latency_ms,
+        )
+        try:
+            return run_stack(options)
+        except ProcessStartError as exc:
+            print(f"switchyard run: {exc}", file=sys.stderr)
+            return 1
+    if args.command == "cloud":
+        from cloud.main import main as cloud_main
+
+        cloud_main()
+        return 0
+    if args.command == "gateway":
+        from edge_gateway.app import main as gateway_main
+
+        gateway_main()
+        return 0
+    if args.command == "sim":
+        from firmware_sim.app import main as sim_main
+
+        sim_main()
+        return 0
+    if args.command == "pay":
+        return _pay(args)
+    raise AssertionError(f"unhandled command {args.command}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

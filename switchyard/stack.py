@@ -1,0 +1,289 @@
+"""`switchyard run`: the whole system on this machine — Mosquitto, simulated meters, one
+gateway per DCU and the cloud — each a child process, all stopped together on Ctrl-C."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import secrets
+import shutil
+import signal
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+
+from cloud.db.migrate import upgrade_to_head
+from cloud.db.session import Database
+from cloud.onboarding import register_accounts
+from switchyard.broker import Broker, BrokerConfig, start_broker
+from switchyard.demo import DemoFleet, build_demo_fleet
+from switchyard.procs import ManagedProcess, ProcessStartError, free_port
+from wire.signing import generate_private_key_b64, private_key_from_b64, public_key_b64
+
+STACK_FILE = "stack.json"
+
+
+@dataclass(frozen=True)
+class StackOptions:
+    """What `switchyard run` was asked for."""
+
+    meters: int = 200
+    gateways: int = 4
+    port: int = 8000
+    mqtt_port: int = 0
+    link_port: int = 0
+    state_dir: Path = Path(".switchyard/run")
+    host: str = "127.0.0.1"
+    link_latency_ms: float = 0.0
+
+
+@dataclass
+class StackSecrets:
+    """Credentials of one local stack: taken from the environment or generated."""
+
+    operator_token: str
+    viewer_token: str
+    webhook_secret: str
+    signing_key_id: str
+    signing_private_key: str
+
+    @classmethod
+    def from_env_or_generate(cls) -> StackSecrets:
+        """SWITCHYARD_OPERATOR_TOKEN, _VIEWER_TOKEN and _WEBHOOK_SECRET win when set."""
+        return cls(
+            operator_token=os.environ.get("SWITCHYARD_OPERATOR_TOKEN") or secrets.token_urlsafe(24),
+            viewer_token=os.environ.get("SWITCHYARD_VIEWER_TOKEN") or secrets.token_urlsafe(24),
+            webhook_secret=os.environ.get("SWITCHYARD_WEBHOOK_SECRET") or secrets.token_urlsafe(24),
+            signing_key_id=os.environ.get("SWITCHYARD_SIGNING_KEY_ID", "k1"),
+            signing_private_key=os.environ.get("SWITCHYARD_SIGNING_PRIVATE_KEY")
+            or generate_private_key_b64(),
+        )
+
+    @property
+    def trusted_keys_json(self) -> str:
+        """The gateways' trust set: this stack's signing key."""
+        public = public_key_b64(private_key_from_b64(self.signing_private_key))
+        return json.dumps({self.signing_key_id: public})
+
+
+@dataclass
+class LocalStack:
+    """The processes of one running stack and how to reach them."""
+
+    options: StackOptions
+    secrets: StackSecrets
+    fleet: DemoFleet
+    broker: Broker | None = None
+    processes: list[ManagedProcess] = field(default_factory=list)
+    api_url: str = ""
+
+    def stop(self) -> None:
+        """Stop every child: cloud first, then gateways, meters and the broker."""
+        for process in reversed(self.processes):
+            process.stop()
+        if self.broker is not None:
+            self.broker.process.stop()
+
+    def describe(self) -> dict[str, object]:
+        """What `switchyard pay` and the user need to reach this stack."""
+        return {
+            "api_url": self.api_url,
+            "webhook_secret": self.secrets.webhook_secret,
+            "operator_token": self.secrets.operator_token,
+            "viewer_token": self.secrets.viewer_token,
+            "mqtt_port": self.broker.port if self.broker else None,
+            "pid": os.getpid(),
+        }
+
+
+def _child_env(extra: dict[str, str]) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SWITCHYARD_")}
+    env["PYTHONUNBUFFERED"] = "1"
+    env.update(extra)
+    return env
+
+
+def _python(module: str) -> list[str]:
+    return [sys.executable, "-m", module]
+
+
+async def _seed(database_url: str, fleet: DemoFleet) -> None:
+    db = Database.from_url(database_url)
+    try:
+        await upgrade_to_head(db.engine)
+        await register_accounts(db, fleet.accounts, datetime.now(UTC))
+    finally:
+        await db.close()
+
+
+def start_stack(options: StackOptions) -> LocalStack:
+    """Start everything and wait until the API answers and every gateway is online."""
+    state = options.state_dir
+    if state.exists():
+        shutil.rmtree(state)
+    (state / "logs").mkdir(parents=True)
+    stack = LocalStack(
+        options,
+        StackSecrets.from_env_or_generate(),
+        build_demo_fleet(meters=options.meters, gateways=options.gateways),
+    )
+    try:
+        _start_processes(stack)
+    except BaseException:
+        stack.stop()
+        raise
+    return stack
+
+
+def _start_processes(stack: LocalStack) -> None:
+    options, state = stack.options, stack.options.state_dir.resolve()
+    logs = state / "logs"
+    stack.broker = start_broker(state / "broker", BrokerConfig(port=options.mqtt_port))
+    link_port = options.link_port or free_port()
+    fleet_file = stack.fleet.write_sim_fleet(state / "fleet.json")
+    sim = ManagedProcess(
+        "meters",
+        _python("firmware_sim"),
+        logs / "sim.log",
+        env=_child_env(
+            {
+                "SWITCHYARD_SIM_FLEET_FILE": str(fleet_file),
+                "SWITCHYARD_SIM_LINK_HOST": options.host,
+                "SWITCHYARD_SIM_LINK_PORT": str(link_port),
+                "SWITCHYARD_SIM_LATENCY_MS": str(options.link_latency_ms),
+            }
+        ),
+    ).start()
+    stack.processes.append(sim)
+    sim.wait_port(options.host, link_port)
+
+    database_url = f"sqlite+aiosqlite:///{state / 'cloud.sqlite3'}"
+    asyncio.run(_seed(database_url, stack.fleet))
+    s = stack.secrets
+    cloud = ManagedProcess(
+        "cloud",
+        _python("cloud.main"),
+        logs / "cloud.log",
+        env=_child_env(
+            {
+                "SWITCHYARD_DEV_MODE": "true",
+                "SWITCHYARD_DATABASE_URL": database_url,
+                "SWITCHYARD_HTTP_HOST": options.host,
+                "SWITCHYARD_HTTP_PORT": str(options.port),
+                "SWITCHYARD_MQTT_HOST": stack.broker.host,
+                "SWITCHYARD_MQTT_PORT": str(stack.broker.port),
+                "SWITCHYARD_OPERATOR_TOKEN": s.operator_token,
+                "SWITCHYARD_VIEWER_TOKEN": s.viewer_token,
+                "SWITCHYARD_WEBHOOK_SECRET": s.webhook_secret,
+                "SWITCHYARD_SIGNING_KEY_ID": s.signing_key_id,
+                "SWITCHYARD_SIGNING_PRIVATE_KEY": s.signing_private_key,
+            }
+        ),
+    ).start()
+    stack.processes.append(cloud)
+    cloud.wait_port(options.host, options.port)
+    stack.api_url = f"http://{options.host}:{options.port}"
+
+    for dcu_id in stack.fleet.dcu_ids:
+        gateway = ManagedProcess(
+            f"gateway {dcu_id}",
+            _python("edge_gateway"),
+            logs / f"gateway-{dcu_id}.log",
+            env=_child_env(
+                {
+                    "SWITCHYARD_DCU_ID": dcu_id,
+                    "SWITCHYARD_MQTT_HOST": stack.broker.host,
+                    "SWITCHYARD_MQTT_PORT": str(stack.broker.port),
+                    "SWITCHYARD_LINK_HOST": options.host,
+                    "SWITCHYARD_LINK_PORT": str(link_port),
+                    "SWITCHYARD_TRUSTED_KEYS": s.trusted_keys_json,
+                    "SWITCHYARD_STATE_DIR": str(state / "edge"),
+                }
+            ),
+        ).start()
+        stack.processes.append(gateway)
+    _wait_gateways_online(stack, timeout_s=30.0)
+    (state / STACK_FILE).write_text(json.dumps(stack.describe(), indent=1))
+
+
+def _wait_gateways_online(stack: LocalStack, timeout_s: float) -> None:
+    headers = {"Authorization": f"Bearer {stack.secrets.viewer_token}"}
+    deadline = time.monotonic() + timeout_s
+    expected = set(stack.fleet.dcu_ids)
+    online: set[str] = set()
+    with httpx.Client(base_url=stack.api_url, timeout=5.0, headers=headers) as client:
+        while time.monotonic() < deadline:
+            for process in stack.processes:
+                if not process.alive():
+                    raise ProcessStartError(f"{process.name} exited:\n{process.tail()}")
+            response = client.get("/api/v1/gateways")
+            if response.status_code == 200:
+                online = {g["dcu_id"] for g in response.json() if g["online"]}
+                if expected <= online:
+                    return
+            time.sleep(0.1)
+    missing = ", ".join(sorted(expected - online))
+    raise ProcessStartError(f"gateways not online after {timeout_s:.0f}s: {missing}")
+
+
+@contextmanager
+def _signals_raise_keyboard_interrupt() -> Iterator[None]:
+    previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def banner(stack: LocalStack, shown_accounts: int = 5) -> str:
+    """What `switchyard run` prints once everything is up."""
+    lines = [
+        "",
+        "Switchyard is running.",
+        f"  API           {stack.api_url}   (docs: {stack.api_url}/docs)",
+        f"  operator token {stack.secrets.operator_token}",
+        f"  viewer token   {stack.secrets.viewer_token}",
+        f"  webhook secret {stack.secrets.webhook_secret}",
+        f"  meters {len(stack.fleet.accounts)} on {len(stack.fleet.dcu_ids)} gateways;"
+        f" broker on port {stack.broker.port if stack.broker else '?'}",
+        f"  logs and state in {stack.options.state_dir}/",
+        "",
+        "Disconnected for non-payment (pay one and watch the power come back):",
+    ]
+    for account in stack.fleet.disconnected()[:shown_accounts]:
+        lines.append(f"  {account.account_id}  meter {account.meter_id}  ({account.dcu_id})")
+    first = stack.fleet.disconnected()[0].account_id
+    lines += [
+        "",
+        f"  switchyard pay {first}",
+        f"  curl {stack.api_url}/api/v1/accounts/{first}/dues",
+        "",
+        "Ctrl-C stops everything.",
+    ]
+    return "\n".join(lines)
+
+
+def run_stack(options: StackOptions) -> int:
+    """Start the stack, print how to use it, and stop it all on Ctrl-C or SIGTERM."""
+    with _signals_raise_keyboard_interrupt():
+        stack = start_stack(options)
+        try:
+            print(banner(stack), flush=True)
+            while True:
+                for process in stack.processes:
+                    if not process.alive():
+                        print(f"{process.name} stopped unexpectedly:\n{process.tail()}")
+                        return 1
+                time.sleep(0.5)
+        except KeyboardInterrupt:
+            print("\nstopping...", flush=True)
+            return 0
+        finally:
+            stack.stop()
