@@ -1,0 +1,40 @@
+# The two commands of the README: `make run` and `make test`.
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(shell sha1sum pyproject.toml scripts/bootstrap.sh | sha1sum | cut -c1-12)
+
+.PHONY: install install-test run test lint typecheck unit integration clean
+
+$(STAMP):
+	bash scripts/bootstrap.sh
+	rm -f $(VENV)/.installed-* && touch $@
+
+install: $(STAMP)
+
+install-test:
+	SWITCHYARD_BOOTSTRAP_TEST=1 bash scripts/bootstrap.sh
+
+run: install
+	$(BIN)/switchyard run $(ARGS)
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: install
+	$(BIN)/mypy
+
+unit: install
+	$(BIN)/pytest tests/unit
+
+integration: install
+	$(BIN)/pytest tests/integration
+
+test: install-test
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+	$(BIN)/pytest
+
+clean:
+	rm -rf .switchyard .pytest_cache .mypy_cache .ruff_cache
