@@ -15,7 +15,7 @@ so it must read the meter before trying again.
 Operations (`LinkOp`):
 
 - `hello` (`dcu_id`) -> `meters`: bind this connection to a DCU and answer its roster, each
-  meter with its status. Must come first.
+  meter with its status (`reachable=False` for a meter that does not answer now). Must come first.
 - `read` (`meter_id`) -> `status`: read the Disconnect-control object (IC 70) of one meter.
 - `disconnect` (`meter_id`) -> `status`: invoke `remote_disconnect`; the status read after it.
 - `reconnect` (`meter_id`) -> `status`: invoke `remote_reconnect`; the status read after it.
@@ -100,6 +100,9 @@ class MeterStatus(_Frame):
     output_state: bool
     control_mode: Annotated[int, Field(ge=0, le=6)]
     last_event_seq: Annotated[int, Field(ge=0)] = 0
+    # False only in a `hello` roster: the meter is registered on the DCU but does not answer now,
+    # and the other fields are its last known state.
+    reachable: bool = True
 
     @property
     def relay(self) -> RelayState:
