@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
+import socket
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
@@ -90,6 +92,7 @@ class MqttClient:
         client.on_publish = self._paho_on_publish
         client.on_subscribe = self._paho_on_subscribe
         client.on_message = self._paho_on_unexpected_message
+        client.on_socket_open = _disable_nagle
         return client
 
     def _set_reconnect_delay(self, client: paho.Client) -> None:
@@ -267,3 +270,9 @@ class MqttClient:
         if qos == 0 or epoch != self._connection_epoch:
             return
         self._client.ack(mid, qos)
+
+
+def _disable_nagle(client: paho.Client, userdata: Any, sock: Any) -> None:
+    # paho leaves Nagle on: a small ack would wait ~40 ms for the broker's delayed TCP ACK.
+    with contextlib.suppress(OSError, AttributeError):
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)

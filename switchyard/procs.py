@@ -98,10 +98,12 @@ class ManagedProcess:
                 os.killpg(self.pid, signum)
 
     def kill(self) -> None:
-        """SIGKILL the process group and reap it (a crash, for tests)."""
-        self.signal(signal.SIGKILL)
-        if self.popen is not None:
-            self.popen.wait(timeout=10)
+        """SIGKILL the process group and reap its leader (a crash, for tests)."""
+        if self.popen is None:
+            return
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.popen.pid, signal.SIGKILL)
+        self.popen.wait(timeout=10)
 
     def stop(self, timeout_s: float = 10.0) -> int | None:
         """SIGTERM, wait, then SIGKILL: the process group leaves no orphans."""
@@ -118,3 +120,26 @@ class ManagedProcess:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self.popen.pid, signal.SIGKILL)
         return self.popen.returncode
+
+
+def stop_all(processes: Sequence[ManagedProcess], timeout_s: float = 10.0) -> None:
+    """SIGTERM every process at once, wait up to a shared deadline, then SIGKILL the rest.
+
+    SIGINT and SIGTERM are blocked meanwhile, so a second Ctrl-C cannot cut the cleanup short
+    and leave orphans behind.
+    """
+    blocked = {signal.SIGINT, signal.SIGTERM}
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, blocked)
+    try:
+        for process in processes:
+            process.signal(signal.SIGTERM)
+        deadline = time.monotonic() + timeout_s
+        for process in processes:
+            if process.popen is None:
+                continue
+            remaining_s = max(0.0, deadline - time.monotonic())
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                process.popen.wait(timeout=remaining_s)
+            process.kill()
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)

@@ -24,7 +24,7 @@ from cloud.db.session import Database
 from cloud.onboarding import register_accounts
 from switchyard.broker import Broker, BrokerConfig, start_broker
 from switchyard.demo import DemoFleet, build_demo_fleet
-from switchyard.procs import ManagedProcess, ProcessStartError, free_port
+from switchyard.procs import ManagedProcess, ProcessStartError, free_port, stop_all
 from wire.signing import generate_private_key_b64, private_key_from_b64, public_key_b64
 
 STACK_FILE = "stack.json"
@@ -83,13 +83,13 @@ class LocalStack:
     broker: Broker | None = None
     processes: list[ManagedProcess] = field(default_factory=list)
     api_url: str = ""
+    link_port: int = 0
 
     def stop(self) -> None:
-        """Stop every child: cloud first, then gateways, meters and the broker."""
-        for process in reversed(self.processes):
-            process.stop()
+        """Stop every child together (SIGTERM, then SIGKILL after a grace period)."""
+        stop_all(self.processes)
         if self.broker is not None:
-            self.broker.process.stop()
+            stop_all([self.broker.process])
 
     def describe(self) -> dict[str, object]:
         """What `switchyard pay` and the user need to reach this stack."""
@@ -99,6 +99,7 @@ class LocalStack:
             "operator_token": self.secrets.operator_token,
             "viewer_token": self.secrets.viewer_token,
             "mqtt_port": self.broker.port if self.broker else None,
+            "link_port": self.link_port,
             "pid": os.getpid(),
         }
 
@@ -146,7 +147,7 @@ def _start_processes(stack: LocalStack) -> None:
     options, state = stack.options, stack.options.state_dir.resolve()
     logs = state / "logs"
     stack.broker = start_broker(state / "broker", BrokerConfig(port=options.mqtt_port))
-    link_port = options.link_port or free_port()
+    link_port = stack.link_port = options.link_port or free_port()
     fleet_file = stack.fleet.write_sim_fleet(state / "fleet.json")
     sim = ManagedProcess(
         "meters",

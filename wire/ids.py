@@ -20,7 +20,9 @@ DcuId = Annotated[str, StringConstraints(pattern=ID_PATTERN)]
 AccountId = Annotated[str, StringConstraints(pattern=ID_PATTERN)]
 CommandId = Annotated[
     str,
-    StringConstraints(pattern=r"^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$"),
+    StringConstraints(
+        pattern=r"^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$"
+    ),
 ]
 
 
