@@ -42,6 +42,8 @@ class StackOptions:
     state_dir: Path = Path(".switchyard/run")
     host: str = "127.0.0.1"
     link_latency_ms: float = 0.0
+    # None: a SQLite file in the state directory.
+    database_url: str | None = None
 
 
 @dataclass
@@ -165,7 +167,7 @@ def _start_processes(stack: LocalStack) -> None:
     stack.processes.append(sim)
     sim.wait_port(options.host, link_port)
 
-    database_url = f"sqlite+aiosqlite:///{state / 'cloud.sqlite3'}"
+    database_url = options.database_url or f"sqlite+aiosqlite:///{state / 'cloud.sqlite3'}"
     asyncio.run(_seed(database_url, stack.fleet))
     s = stack.secrets
     cloud = ManagedProcess(

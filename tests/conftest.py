@@ -18,3 +18,9 @@ def broker(tmp_path: Path) -> Iterator[Broker]:
         yield running
     finally:
         running.process.stop()
+
+
+@pytest.fixture
+def database_url(tmp_path: Path) -> str:
+    """A fresh, empty cloud database for one test (SQLite today; PostgreSQL joins in issue 4)."""
+    return f"sqlite+aiosqlite:///{tmp_path / 'cloud.sqlite3'}"

@@ -7,7 +7,6 @@ import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 from sqlalchemy import select
@@ -130,8 +129,8 @@ class Harness:
 
 
 @pytest.fixture
-async def harness(tmp_path: Path) -> AsyncIterator[Harness]:
-    db = Database.from_url(f"sqlite+aiosqlite:///{tmp_path / 'cloud.sqlite3'}")
+async def harness(database_url: str) -> AsyncIterator[Harness]:
+    db = Database.from_url(database_url)
     await upgrade_to_head(db.engine)
     fleet = build_demo_fleet(meters=8, gateways=1)
     clock = MovableClock()
