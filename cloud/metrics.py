@@ -22,8 +22,20 @@ class CloudMetrics:
         self.commands_published = Counter(
             "switchyard_commands_published", "Command publishes (first and retries).", registry=r
         )
+        self.acks_processed = Counter(
+            "switchyard_acks_processed", "Acks applied by this process.", registry=r
+        )
         self.command_retries = Counter(
             "switchyard_command_retries", "Republishes after an ack timeout.", registry=r
+        )
+        self.commands_active = Gauge(
+            "switchyard_commands_active",
+            "Commands not yet final, by state (QUEUED, SENT, DELIVERED).",
+            ["state"],
+            registry=r,
+        )
+        self.commands_in_flight = Gauge(
+            "switchyard_commands_in_flight", "Commands SENT or DELIVERED.", registry=r
         )
         self.publishes_in_flight = Gauge(
             "switchyard_mqtt_publishes_in_flight",

@@ -93,9 +93,16 @@ class MqttTransport:
         password: str | None = None,
         session_expiry_s: int = 3600,
         inbound_receive_maximum: int = 1000,
+        keepalive_s: int = 30,
+        reconnect_min_s: float = 0.5,
+        reconnect_max_s: float = 10.0,
     ) -> None:
         self._host = host
         self._port = port
+        self._keepalive_s = keepalive_s
+        self._reconnect_min_s = reconnect_min_s
+        self._reconnect_max_s = reconnect_max_s
+        self._reconnect_s = reconnect_min_s
         self._window = _FlowWindow(capacity=20)
         self._storage = _AckTrackingStorage(self._on_puback)
         self._client = Client(
@@ -111,6 +118,7 @@ class MqttTransport:
         self._client.on_connect = self._on_connect
         self._client.on_disconnect = self._on_disconnect
         self._client.on_message = self._on_message
+        self._client.reconnect_delay = reconnect_min_s
         self._subscriptions: list[Subscription] = []
         self._handler: InboundHandler | None = None
         self._connected = asyncio.Event()
@@ -145,7 +153,9 @@ class MqttTransport:
         delay_s = 0.2
         while not self._stopping:
             try:
-                await self._client.connect(self._host, self._port, version=MQTTv50, keepalive=30)
+                await self._client.connect(
+                    self._host, self._port, version=MQTTv50, keepalive=self._keepalive_s
+                )
                 return
             except (TimeoutError, OSError, ConnectionError) as exc:
                 log.warning("broker %s:%s unreachable (%s); retrying", self._host, self._port, exc)
@@ -197,6 +207,7 @@ class MqttTransport:
         if self._subscriptions:
             client.subscribe(list(self._subscriptions))
         self._connected.set()
+        self._reconnect_s = self._reconnect_min_s
         log.info("connected to broker %s:%s (receive-maximum %s)", self._host, self._port, window)
 
     def _broker_receive_maximum(self) -> int:
@@ -208,6 +219,10 @@ class MqttTransport:
 
     def _on_disconnect(self, client: Client, packet: Any, exc: Any = None) -> None:
         self._connected.clear()
+        # gmqtt waits a fixed delay before each reconnect: make it a capped, jittered backoff so
+        # a fleet of cloud processes does not stampede a restarted broker.
+        client.reconnect_delay = self._reconnect_s * random.uniform(0.5, 1.0)
+        self._reconnect_s = min(self._reconnect_s * 2, self._reconnect_max_s)
         if not self._stopping:
             log.warning("lost the broker connection; gmqtt is reconnecting")
 

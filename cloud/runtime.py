@@ -7,10 +7,13 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+from sqlalchemy.exc import SQLAlchemyError
+
 from cloud.batching import BatchCommitter
 from cloud.commands.acks import AckApplier, AckRetryPolicy
 from cloud.commands.desired import CommandFactory
 from cloud.commands.dispatcher import Dispatcher, DispatchPolicy
+from cloud.commands.lifecycle import ACTIVE_STATES, IN_FLIGHT_STATES, count_active_commands
 from cloud.commands.presence import EventRecorder, PresenceTracker
 from cloud.db.migrate import upgrade_to_head
 from cloud.db.session import Database
@@ -23,6 +26,8 @@ from wire import Ack, CommandSigner, MeterEvent
 from wire.topics import TopicKind, cloud_filter, shared
 
 log = logging.getLogger(__name__)
+
+GAUGE_INTERVAL_S = 2.0
 
 
 class CloudRuntime:
@@ -44,6 +49,9 @@ class CloudRuntime:
             username=settings.mqtt_username,
             password=password,
             session_expiry_s=settings.mqtt_session_expiry_s,
+            keepalive_s=settings.mqtt_keepalive_s,
+            reconnect_min_s=settings.mqtt_reconnect_min_s,
+            reconnect_max_s=settings.mqtt_reconnect_max_s,
         )
         self.dispatcher = Dispatcher(
             self.db,
@@ -104,7 +112,7 @@ class CloudRuntime:
                     tasks.create_task(self.dispatcher.run(), name="dispatcher"),
                     tasks.create_task(self.acks.run(), name="ack-batches"),
                     tasks.create_task(self.events.run(), name="event-batches"),
-                    tasks.create_task(self._watch_connection(), name="mqtt-gauge"),
+                    tasks.create_task(self._refresh_gauges(), name="gauges"),
                 ]
                 try:
                     yield self
@@ -116,8 +124,18 @@ class CloudRuntime:
             await self.db.close()
             log.info("cloud runtime stopped")
 
-    async def _watch_connection(self) -> None:
+    async def _refresh_gauges(self) -> None:
         while True:
             self.metrics.mqtt_connected.set(1 if self.mqtt.connected else 0)
             self.metrics.publishes_in_flight.set(self.mqtt.in_flight)
-            await asyncio.sleep(1.0)
+            try:
+                counts = await count_active_commands(self.db)
+            except (SQLAlchemyError, OSError) as exc:
+                log.warning("could not count active commands: %s", exc)
+                self.metrics.loop_errors.labels("gauges").inc()
+            else:
+                for state in ACTIVE_STATES:
+                    self.metrics.commands_active.labels(state.value).set(counts.get(state, 0))
+                in_flight = sum(counts.get(state, 0) for state in IN_FLIGHT_STATES)
+                self.metrics.commands_in_flight.set(in_flight)
+            await asyncio.sleep(GAUGE_INTERVAL_S)

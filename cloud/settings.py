@@ -27,6 +27,9 @@ class CloudSettings(BaseSettings):
     mqtt_username: str | None = None
     mqtt_password: SecretStr | None = None
     mqtt_session_expiry_s: int = Field(3600, ge=0)
+    mqtt_keepalive_s: int = Field(30, ge=5, le=3600)
+    mqtt_reconnect_min_s: float = Field(0.5, gt=0)
+    mqtt_reconnect_max_s: float = Field(10.0, gt=0)
 
     signing_key_id: str = Field("k1", min_length=1, max_length=64)
     signing_private_key: SecretStr = SecretStr("")

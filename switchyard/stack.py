@@ -11,7 +11,7 @@ import shutil
 import signal
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -44,6 +44,15 @@ class StackOptions:
     link_latency_ms: float = 0.0
     # None: a SQLite file in the state directory.
     database_url: str | None = None
+    # Several cloud processes share the database and the broker (PostgreSQL for more than one).
+    clouds: int = 1
+    # Extra SWITCHYARD_* settings for each kind of process (tests tune timeouts with these).
+    cloud_env: Mapping[str, str] = field(default_factory=dict)
+    gateway_env: Mapping[str, str] = field(default_factory=dict)
+    sim_env: Mapping[str, str] = field(default_factory=dict)
+    # Where clouds and gateways reach the broker, when not directly (e.g. through a fault proxy).
+    cloud_mqtt_port: int | None = None
+    gateway_mqtt_port: int | None = None
 
 
 @dataclass
@@ -83,9 +92,23 @@ class LocalStack:
     secrets: StackSecrets
     fleet: DemoFleet
     broker: Broker | None = None
-    processes: list[ManagedProcess] = field(default_factory=list)
-    api_url: str = ""
+    sim: ManagedProcess | None = None
+    clouds: list[ManagedProcess] = field(default_factory=list)
+    gateways: dict[str, ManagedProcess] = field(default_factory=dict)
+    api_urls: list[str] = field(default_factory=list)
     link_port: int = 0
+    database_url: str = ""
+
+    @property
+    def api_url(self) -> str:
+        """The first cloud process's API."""
+        return self.api_urls[0] if self.api_urls else ""
+
+    @property
+    def processes(self) -> list[ManagedProcess]:
+        """Every child but the broker."""
+        sim = [self.sim] if self.sim is not None else []
+        return [*sim, *self.clouds, *self.gateways.values()]
 
     def stop(self) -> None:
         """Stop every child together (SIGTERM, then SIGKILL after a grace period)."""
@@ -147,10 +170,26 @@ def start_stack(options: StackOptions) -> LocalStack:
 
 def _start_processes(stack: LocalStack) -> None:
     options, state = stack.options, stack.options.state_dir.resolve()
-    logs = state / "logs"
     stack.broker = start_broker(state / "broker", BrokerConfig(port=options.mqtt_port))
-    link_port = stack.link_port = options.link_port or free_port()
+    stack.link_port = options.link_port or free_port()
     fleet_file = stack.fleet.write_sim_fleet(state / "fleet.json")
+    stack.sim = _start_sim(stack, fleet_file, state / "logs")
+    stack.database_url = options.database_url or f"sqlite+aiosqlite:///{state / 'cloud.sqlite3'}"
+    asyncio.run(_seed(stack.database_url, stack.fleet))
+    for index in range(options.clouds):
+        port = options.port if index == 0 else free_port(options.host)
+        stack.clouds.append(_start_cloud(stack, index + 1, port, state / "logs"))
+        stack.api_urls.append(f"http://{options.host}:{port}")
+    for cloud, url in zip(stack.clouds, stack.api_urls, strict=True):
+        cloud.wait_port(options.host, int(url.rsplit(":", 1)[1]))
+    for dcu_id in stack.fleet.dcu_ids:
+        stack.gateways[dcu_id] = _start_gateway(stack, dcu_id, state)
+    _wait_gateways_online(stack, timeout_s=30.0)
+    (state / STACK_FILE).write_text(json.dumps(stack.describe(), indent=1))
+
+
+def _start_sim(stack: LocalStack, fleet_file: Path, logs: Path) -> ManagedProcess:
+    options = stack.options
     sim = ManagedProcess(
         "meters",
         _python("firmware_sim"),
@@ -159,61 +198,65 @@ def _start_processes(stack: LocalStack) -> None:
             {
                 "SWITCHYARD_SIM_FLEET_FILE": str(fleet_file),
                 "SWITCHYARD_SIM_LINK_HOST": options.host,
-                "SWITCHYARD_SIM_LINK_PORT": str(link_port),
+                "SWITCHYARD_SIM_LINK_PORT": str(stack.link_port),
                 "SWITCHYARD_SIM_LATENCY_MS": str(options.link_latency_ms),
+                **options.sim_env,
             }
         ),
     ).start()
-    stack.processes.append(sim)
-    sim.wait_port(options.host, link_port)
+    sim.wait_port(options.host, stack.link_port)
+    return sim
 
-    database_url = options.database_url or f"sqlite+aiosqlite:///{state / 'cloud.sqlite3'}"
-    asyncio.run(_seed(database_url, stack.fleet))
-    s = stack.secrets
-    cloud = ManagedProcess(
-        "cloud",
+
+def _start_cloud(stack: LocalStack, number: int, port: int, logs: Path) -> ManagedProcess:
+    options, s = stack.options, stack.secrets
+    assert stack.broker is not None
+    mqtt_port = options.cloud_mqtt_port or stack.broker.port
+    return ManagedProcess(
+        f"cloud-{number}",
         _python("cloud.main"),
-        logs / "cloud.log",
+        logs / f"cloud-{number}.log",
         env=_child_env(
             {
                 "SWITCHYARD_DEV_MODE": "true",
-                "SWITCHYARD_DATABASE_URL": database_url,
+                "SWITCHYARD_INSTANCE_ID": f"cloud-{number}",
+                "SWITCHYARD_DATABASE_URL": stack.database_url,
                 "SWITCHYARD_HTTP_HOST": options.host,
-                "SWITCHYARD_HTTP_PORT": str(options.port),
+                "SWITCHYARD_HTTP_PORT": str(port),
                 "SWITCHYARD_MQTT_HOST": stack.broker.host,
-                "SWITCHYARD_MQTT_PORT": str(stack.broker.port),
+                "SWITCHYARD_MQTT_PORT": str(mqtt_port),
                 "SWITCHYARD_OPERATOR_TOKEN": s.operator_token,
                 "SWITCHYARD_VIEWER_TOKEN": s.viewer_token,
                 "SWITCHYARD_WEBHOOK_SECRET": s.webhook_secret,
                 "SWITCHYARD_SIGNING_KEY_ID": s.signing_key_id,
                 "SWITCHYARD_SIGNING_PRIVATE_KEY": s.signing_private_key,
+                **options.cloud_env,
             }
         ),
     ).start()
-    stack.processes.append(cloud)
-    cloud.wait_port(options.host, options.port)
-    stack.api_url = f"http://{options.host}:{options.port}"
 
-    for dcu_id in stack.fleet.dcu_ids:
-        gateway = ManagedProcess(
-            f"gateway {dcu_id}",
-            _python("edge_gateway"),
-            logs / f"gateway-{dcu_id}.log",
-            env=_child_env(
-                {
-                    "SWITCHYARD_DCU_ID": dcu_id,
-                    "SWITCHYARD_MQTT_HOST": stack.broker.host,
-                    "SWITCHYARD_MQTT_PORT": str(stack.broker.port),
-                    "SWITCHYARD_LINK_HOST": options.host,
-                    "SWITCHYARD_LINK_PORT": str(link_port),
-                    "SWITCHYARD_TRUSTED_KEYS": s.trusted_keys_json,
-                    "SWITCHYARD_STATE_DIR": str(state / "edge"),
-                }
-            ),
-        ).start()
-        stack.processes.append(gateway)
-    _wait_gateways_online(stack, timeout_s=30.0)
-    (state / STACK_FILE).write_text(json.dumps(stack.describe(), indent=1))
+
+def _start_gateway(stack: LocalStack, dcu_id: str, state: Path) -> ManagedProcess:
+    options = stack.options
+    assert stack.broker is not None
+    mqtt_port = options.gateway_mqtt_port or stack.broker.port
+    return ManagedProcess(
+        f"gateway {dcu_id}",
+        _python("edge_gateway"),
+        state / "logs" / f"gateway-{dcu_id}.log",
+        env=_child_env(
+            {
+                "SWITCHYARD_DCU_ID": dcu_id,
+                "SWITCHYARD_MQTT_HOST": stack.broker.host,
+                "SWITCHYARD_MQTT_PORT": str(mqtt_port),
+                "SWITCHYARD_LINK_HOST": options.host,
+                "SWITCHYARD_LINK_PORT": str(stack.link_port),
+                "SWITCHYARD_TRUSTED_KEYS": stack.secrets.trusted_keys_json,
+                "SWITCHYARD_STATE_DIR": str(state / "edge"),
+                **options.gateway_env,
+            }
+        ),
+    ).start()
 
 
 def _wait_gateways_online(stack: LocalStack, timeout_s: float) -> None:

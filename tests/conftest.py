@@ -1,13 +1,29 @@
-"""Shared fixtures: a real Mosquitto per test module, started on a free port with its own config."""
+"""Shared fixtures: a real Mosquitto per test, and cloud databases on SQLite and PostgreSQL.
+
+Every test that takes `database_url` runs once per backend. PostgreSQL is a throwaway cluster
+started once per session with initdb/pg_ctl; each test gets a fresh database in it.
+`SWITCHYARD_TEST_DATABASES=sqlite` (or `postgresql`) narrows the run to one backend.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import os
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from switchyard.broker import Broker, start_broker
+from switchyard.postgres import PostgresCluster, start_cluster
+from switchyard.procs import ProcessStartError
+
+BACKENDS = [
+    name.strip()
+    for name in os.environ.get("SWITCHYARD_TEST_DATABASES", "sqlite,postgresql").split(",")
+    if name.strip()
+]
 
 
 @pytest.fixture
@@ -20,7 +36,53 @@ def broker(tmp_path: Path) -> Iterator[Broker]:
         running.process.stop()
 
 
-@pytest.fixture
-def database_url(tmp_path: Path) -> str:
-    """A fresh, empty cloud database for one test (SQLite today; PostgreSQL joins in issue 4)."""
-    return f"sqlite+aiosqlite:///{tmp_path / 'cloud.sqlite3'}"
+@pytest.fixture(scope="session")
+def pg_cluster() -> Iterator[PostgresCluster]:
+    """One PostgreSQL cluster for the session; CI must have it, elsewhere it may be skipped."""
+    try:
+        cluster = start_cluster()
+    except ProcessStartError as exc:
+        if os.environ.get("CI"):
+            raise
+        pytest.skip(f"PostgreSQL unavailable: {exc}")
+    try:
+        yield cluster
+    finally:
+        cluster.destroy()
+
+
+async def _admin(cluster: PostgresCluster, statement: str) -> None:
+    import asyncpg
+
+    connection = await asyncpg.connect(cluster.dsn())
+    try:
+        await connection.execute(statement)
+    finally:
+        await connection.close()
+
+
+def fresh_database_url(backend: str, request: pytest.FixtureRequest, directory: Path) -> str:
+    """A new, empty database on the named backend, dropped when the requesting scope ends."""
+    if backend == "sqlite":
+        return f"sqlite+aiosqlite:///{directory / f'cloud-{uuid.uuid4().hex[:8]}.sqlite3'}"
+    cluster: PostgresCluster = request.getfixturevalue("pg_cluster")
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    asyncio.run(_admin(cluster, f'CREATE DATABASE "{name}"'))
+    request.addfinalizer(
+        lambda: asyncio.run(_admin(cluster, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    )
+    return cluster.url(name)
+
+
+@pytest.fixture(params=BACKENDS)
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A fresh, empty cloud database for one test, once per backend."""
+    return fresh_database_url(request.param, request, tmp_path)
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def module_database_url(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> str:
+    """A fresh cloud database shared by one test module, once per backend."""
+    return fresh_database_url(request.param, request, tmp_path_factory.mktemp("db"))

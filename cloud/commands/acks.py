@@ -72,18 +72,28 @@ class AckApplier:
         command_ids = {ack.command_id for ack in acks}
         meter_ids = {ack.meter_id for ack in acks}
         async with self._db.write() as session:
+            # Row locks, meters before commands and each in id order (the order every writer
+            # uses), so two cloud processes applying acks of one command serialise, not race.
+            meters = {
+                m.meter_id: m
+                for m in (
+                    await session.execute(
+                        select(Meter)
+                        .where(Meter.meter_id.in_(meter_ids))
+                        .order_by(Meter.meter_id)
+                        .with_for_update()
+                    )
+                ).scalars()
+            }
             commands = {
                 c.command_id: c
                 for c in (
                     await session.execute(
-                        select(Command).where(Command.command_id.in_(command_ids))
+                        select(Command)
+                        .where(Command.command_id.in_(command_ids))
+                        .order_by(Command.command_id)
+                        .with_for_update()
                     )
-                ).scalars()
-            }
-            meters = {
-                m.meter_id: m
-                for m in (
-                    await session.execute(select(Meter).where(Meter.meter_id.in_(meter_ids)))
                 ).scalars()
             }
             for ack in acks:
@@ -100,6 +110,7 @@ class AckApplier:
                     continue
                 update_reported(meter, ack.relay, ack.at_ms, ack.at_ms)
                 await self._apply(session, ack, command, meter)
+                self._metrics.acks_processed.inc()
 
     @staticmethod
     def _owned(ack: Ack, command: Command, meter: Meter) -> bool:
@@ -117,6 +128,10 @@ class AckApplier:
             return
         command.relay_result = ack.relay.value if ack.relay else None
         command.event_code = ack.event_code
+        if ack.status in (AckStatus.EXECUTED, AckStatus.FAILED) and command.state == "SENT":
+            # The `received` ack is late (another cloud process has it, or it was lost): the
+            # gateway did receive the command, so the trail says so.
+            self._transition(session, command, CommandState.DELIVERED, now, "implied by final ack")
         if ack.status is AckStatus.EXECUTED:
             if ack.relay in _REACHED[Action(command.action)]:
                 await self._finish(session, command, CommandState.SUCCEEDED, now, "executed")

@@ -5,9 +5,11 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cloud.db.models import Command, CommandTransition
+from cloud.db.session import Database
 
 
 class CommandState(StrEnum):
@@ -64,3 +66,14 @@ def record_transition(
     if detail:
         command.detail = detail[:200]
     return transition
+
+
+async def count_active_commands(db: Database) -> dict[CommandState, int]:
+    """How many commands are in each not-yet-final state (an index-backed query)."""
+    async with db.read() as session:
+        rows = await session.execute(
+            select(Command.state, func.count())
+            .where(Command.state.in_([s.value for s in ACTIVE_STATES]))
+            .group_by(Command.state)
+        )
+        return {CommandState(state): count for state, count in rows.all()}

@@ -131,7 +131,12 @@ class PresenceTracker:
         gateway.meter_count = len(state.meters)
         reports = {report.meter_id: report for report in state.meters}
         meters = (
-            await session.execute(select(Meter).where(Meter.meter_id.in_(list(reports))))
+            await session.execute(
+                select(Meter)
+                .where(Meter.meter_id.in_(list(reports)))
+                .order_by(Meter.meter_id)
+                .with_for_update()
+            )
         ).scalars()
         reachable: set[str] = set()
         for meter in meters:
@@ -172,7 +177,12 @@ class EventRecorder:
             meters = {
                 m.meter_id: m
                 for m in (
-                    await session.execute(select(Meter).where(Meter.meter_id.in_(meter_ids)))
+                    await session.execute(
+                        select(Meter)
+                        .where(Meter.meter_id.in_(meter_ids))
+                        .order_by(Meter.meter_id)
+                        .with_for_update()
+                    )
                 ).scalars()
             }
             rows = []

@@ -358,3 +358,29 @@ async def test_partial_payment_credits_and_queues_nothing(harness: Harness) -> N
     assert await h.pay(h.disconnected_account, 100, "pay_part") is None
     assert await _total_payable(h) == owed - 100
     assert (await h.meter(h.disconnected_meter)).desired_relay == "disconnected"
+
+
+async def test_executed_overtaking_received_still_leaves_a_complete_trail(harness: Harness) -> None:
+    h = harness
+    await h.birth()
+    command = await issue_manual_command(
+        h.db,
+        h.factory,
+        meter_id="MTR000002",
+        action=Action.DISCONNECT,
+        reason="t",
+        actor="op",
+        clock=h.clock,
+    )
+    await h.dispatcher.dispatch_once()
+    await h.ack(command.command_id, AckStatus.EXECUTED, relay=RelayState.DISCONNECTED)
+    await h.ack(command.command_id, AckStatus.RECEIVED)
+    async with h.db.read() as session:
+        steps = (
+            await session.execute(
+                select(CommandTransition.to_state)
+                .where(CommandTransition.command_id == command.command_id)
+                .order_by(CommandTransition.transition_id)
+            )
+        ).scalars()
+        assert list(steps) == ["QUEUED", "SENT", "DELIVERED", "SUCCEEDED"]
