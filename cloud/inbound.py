@@ -12,6 +12,7 @@ from pydantic import BaseModel
 
 from cloud.batching import BatchCommitter
 from cloud.commands.presence import PresenceTracker
+from cloud.commands.reports import GatewayReport
 from cloud.metrics import CloudMetrics
 from wire import Ack, GatewayState, MalformedMessage, MeterEvent, TelemetryBatch, TopicError, decode
 from wire.topics import ParsedTopic, TopicKind, parse
@@ -32,14 +33,12 @@ class InboundRouter:
     def __init__(
         self,
         *,
-        acks: BatchCommitter[Ack],
-        events: BatchCommitter[MeterEvent],
+        reports: BatchCommitter[GatewayReport],
         presence: PresenceTracker,
         metrics: CloudMetrics,
         telemetry: TelemetrySink | None = None,
     ) -> None:
-        self._acks = acks
-        self._events = events
+        self._reports = reports
         self._presence = presence
         self._metrics = metrics
         self._telemetry = telemetry
@@ -54,11 +53,11 @@ class InboundRouter:
         if parsed.kind is TopicKind.ACK:
             ack = self._decode(Ack, parsed, topic, payload)
             if ack is not None and self._owned(parsed, ack.dcu_id, ack.meter_id, topic):
-                await self._until_committed("acks", self._acks.submit, ack)
+                await self._until_committed("acks", self._reports.submit, ack)
         elif parsed.kind is TopicKind.EVENT:
             event = self._decode(MeterEvent, parsed, topic, payload)
             if event is not None and self._owned(parsed, event.dcu_id, event.meter_id, topic):
-                await self._until_committed("events", self._events.submit, event)
+                await self._until_committed("events", self._reports.submit, event)
         elif parsed.kind is TopicKind.STATE:
             state = self._decode(GatewayState, parsed, topic, payload)
             if state is not None and self._owned(parsed, state.dcu_id, None, topic):

@@ -15,6 +15,7 @@ from cloud.commands.desired import CommandFactory
 from cloud.commands.dispatcher import Dispatcher, DispatchPolicy
 from cloud.commands.lifecycle import ACTIVE_STATES, IN_FLIGHT_STATES, count_active_commands
 from cloud.commands.presence import EventRecorder, PresenceTracker
+from cloud.commands.reports import GatewayReport, ReportApplier
 from cloud.db.migrate import upgrade_to_head
 from cloud.db.session import Database
 from cloud.inbound import InboundRouter
@@ -22,7 +23,7 @@ from cloud.metrics import CloudMetrics
 from cloud.mqtt import MqttTransport
 from cloud.payments.intake import PaymentIntake
 from cloud.settings import CloudSettings
-from wire import Ack, CommandSigner, MeterEvent
+from wire import CommandSigner
 from wire.topics import TopicKind, cloud_filter, shared
 
 log = logging.getLogger(__name__)
@@ -71,25 +72,19 @@ class CloudRuntime:
             self.metrics,
             AckRetryPolicy(settings.execution_timeout_s, settings.max_attempts),
         )
-        window_s = settings.ack_batch_window_ms / 1000
-        self.acks: BatchCommitter[Ack] = BatchCommitter(
-            "acks",
-            self.ack_applier.apply_batch,
-            max_items=settings.ack_batch_max,
-            window_s=window_s,
-        )
         self.event_recorder = EventRecorder(self.db, self.metrics)
-        self.events: BatchCommitter[MeterEvent] = BatchCommitter(
-            "events",
-            self.event_recorder.apply_batch,
+        reports = ReportApplier(self.db, self.ack_applier, self.event_recorder)
+        self.reports: BatchCommitter[GatewayReport] = BatchCommitter(
+            "gateway-reports",
+            reports.apply_batch,
             max_items=settings.ack_batch_max,
-            window_s=window_s,
+            window_s=settings.ack_batch_window_ms / 1000,
         )
         self.presence = PresenceTracker(self.db, self.factory, self.metrics, self.dispatcher.wake)
         self.router = InboundRouter(
-            acks=self.acks, events=self.events, presence=self.presence, metrics=self.metrics
+            reports=self.reports, presence=self.presence, metrics=self.metrics
         )
-        self.payments = PaymentIntake(self.db, self.factory, settings.currency)
+        self.payments = PaymentIntake(self.db, self.factory, self.dispatcher, settings.currency)
 
     @asynccontextmanager
     async def running(self) -> AsyncIterator[CloudRuntime]:
@@ -110,8 +105,7 @@ class CloudRuntime:
                 loops = [
                     tasks.create_task(self.mqtt.connect_forever(), name="mqtt-connect"),
                     tasks.create_task(self.dispatcher.run(), name="dispatcher"),
-                    tasks.create_task(self.acks.run(), name="ack-batches"),
-                    tasks.create_task(self.events.run(), name="event-batches"),
+                    tasks.create_task(self.reports.run(), name="gateway-reports"),
                     tasks.create_task(self._refresh_gauges(), name="gauges"),
                 ]
                 try:

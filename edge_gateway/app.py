@@ -6,7 +6,8 @@ import asyncio
 import logging
 import signal
 import sys
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from typing import Any
 
 from pydantic import ValidationError
 
@@ -217,7 +218,7 @@ def main() -> None:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     try:
-        asyncio.run(_run_until_signalled(settings))
+        _event_loop_runner()(_run_until_signalled(settings))
     except StoreError as exc:
         raise SystemExit(f"edge gateway {settings.dcu_id}: {exc}") from exc
 
@@ -271,3 +272,12 @@ async def _first_of(*waits: Awaitable[object]) -> None:
     finally:
         for future in pending:
             future.cancel()
+
+
+def _event_loop_runner() -> Callable[[Coroutine[Any, Any, None]], None]:
+    """uvloop when installed (it roughly halves the loop's own overhead), else asyncio."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run
+    return uvloop.run

@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
+from typing import Any
 
 from pydantic import ValidationError
 
@@ -99,9 +100,18 @@ def main() -> None:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     try:
-        asyncio.run(_serve_until_signalled(settings))
+        _event_loop_runner()(_serve_until_signalled(settings))
     except SimError as exc:
         raise SystemExit(f"switchyard sim: {exc}") from exc
     except OSError as exc:
         where = f"{settings.link_host}:{settings.link_port}"
         raise SystemExit(f"switchyard sim: cannot listen on {where}: {exc}") from exc
+
+
+def _event_loop_runner() -> Callable[[Coroutine[Any, Any, None]], None]:
+    """uvloop when installed (it roughly halves the loop's own overhead), else asyncio."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run
+    return uvloop.run

@@ -53,6 +53,8 @@ class StackOptions:
     # Where clouds and gateways reach the broker, when not directly (e.g. through a fault proxy).
     cloud_mqtt_port: int | None = None
     gateway_mqtt_port: int | None = None
+    # Share of demo accounts that start disconnected for non-payment.
+    disconnected_share: float = 0.1
 
 
 @dataclass
@@ -158,7 +160,11 @@ def start_stack(options: StackOptions) -> LocalStack:
     stack = LocalStack(
         options,
         StackSecrets.from_env_or_generate(),
-        build_demo_fleet(meters=options.meters, gateways=options.gateways),
+        build_demo_fleet(
+            meters=options.meters,
+            gateways=options.gateways,
+            disconnected_share=options.disconnected_share,
+        ),
     )
     try:
         _start_processes(stack)

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cloud.clock import Clock, utcnow
 from cloud.commands.lifecycle import CommandState, Origin, is_active, record_transition
+from cloud.commands.rows import lock_commands, lock_meters
 from cloud.db.models import Command, Meter
 from cloud.db.session import Database
 from cloud.metrics import CloudMetrics
@@ -68,49 +68,35 @@ class AckApplier:
         self._clock = clock
 
     async def apply_batch(self, acks: Sequence[Ack]) -> None:
-        """Apply acks in arrival order; unknown or foreign acks are counted and skipped."""
-        command_ids = {ack.command_id for ack in acks}
-        meter_ids = {ack.meter_id for ack in acks}
+        """Apply acks in a transaction of their own."""
         async with self._db.write() as session:
-            # Row locks, meters before commands and each in id order (the order every writer
-            # uses), so two cloud processes applying acks of one command serialise, not race.
-            meters = {
-                m.meter_id: m
-                for m in (
-                    await session.execute(
-                        select(Meter)
-                        .where(Meter.meter_id.in_(meter_ids))
-                        .order_by(Meter.meter_id)
-                        .with_for_update()
-                    )
-                ).scalars()
-            }
-            commands = {
-                c.command_id: c
-                for c in (
-                    await session.execute(
-                        select(Command)
-                        .where(Command.command_id.in_(command_ids))
-                        .order_by(Command.command_id)
-                        .with_for_update()
-                    )
-                ).scalars()
-            }
-            for ack in acks:
-                command = commands.get(ack.command_id)
-                meter = meters.get(ack.meter_id)
-                if command is None or meter is None or not self._owned(ack, command, meter):
-                    self._metrics.foreign_acks.inc()
-                    log.warning(
-                        "ignoring ack %s for meter %s from DCU %s: unknown or not owned",
-                        ack.command_id,
-                        ack.meter_id,
-                        ack.dcu_id,
-                    )
-                    continue
-                update_reported(meter, ack.relay, ack.at_ms, ack.at_ms)
-                await self._apply(session, ack, command, meter)
-                self._metrics.acks_processed.inc()
+            meters = await lock_meters(session, {ack.meter_id for ack in acks})
+            commands = await lock_commands(session, {ack.command_id for ack in acks})
+            await self.apply(session, acks, meters, commands)
+
+    async def apply(
+        self,
+        session: AsyncSession,
+        acks: Sequence[Ack],
+        meters: Mapping[str, Meter],
+        commands: Mapping[str, Command],
+    ) -> None:
+        """Apply acks in arrival order to rows the caller has locked; foreign ones are skipped."""
+        for ack in acks:
+            command = commands.get(ack.command_id)
+            meter = meters.get(ack.meter_id)
+            if command is None or meter is None or not self._owned(ack, command, meter):
+                self._metrics.foreign_acks.inc()
+                log.warning(
+                    "ignoring ack %s for meter %s from DCU %s: unknown or not owned",
+                    ack.command_id,
+                    ack.meter_id,
+                    ack.dcu_id,
+                )
+                continue
+            update_reported(meter, ack.relay, ack.at_ms, ack.at_ms)
+            await self._apply(session, ack, command, meter)
+            self._metrics.acks_processed.inc()
 
     @staticmethod
     def _owned(ack: Ack, command: Command, meter: Meter) -> bool:

@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import logging
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol
@@ -59,7 +60,7 @@ class DispatchPolicy:
 
 
 @dataclass(frozen=True)
-class _Outgoing:
+class Outgoing:
     command_id: str
     topic: str
     payload: bytes
@@ -108,6 +109,44 @@ class Dispatcher:
             if published >= self._policy.batch:
                 self._wake.set()
 
+    async def claim_new(
+        self, session: AsyncSession, commands: Sequence[Command], now: datetime
+    ) -> list[Outgoing]:
+        """Claim commands created in this transaction whose gateway is online.
+
+        The caller publishes them with `publish` right after its commit, sparing a dispatcher
+        round; should it crash in between, they are SENT with a retry time and get republished.
+        """
+        if not commands or not self._publisher.connected:
+            return []
+        dcu_ids = {command.dcu_id for command in commands}
+        online = set(
+            (
+                await session.scalars(
+                    select(Gateway.dcu_id).where(
+                        Gateway.dcu_id.in_(dcu_ids), Gateway.online.is_(True)
+                    )
+                )
+            ).all()
+        )
+        claimed = [
+            c for c in commands if c.dcu_id in online and c.state == CommandState.QUEUED.value
+        ]
+        for command in claimed:
+            record_transition(session, command, CommandState.SENT, now, "published")
+            self._metrics.command_transitions.labels(CommandState.SENT.value).inc()
+        return [self._mark_attempt(command, now) for command in claimed]
+
+    async def publish(self, outgoing: Sequence[Outgoing]) -> None:
+        """Publish claimed commands; one the broker cannot take now waits for its retry time."""
+        for item in outgoing:
+            try:
+                await self._publisher.publish(item.topic, item.payload, expiry_s=item.expiry_s)
+            except BrokerUnavailable as exc:
+                log.warning("publish of %s deferred: %s", item.command_id, exc)
+                return
+            self._metrics.commands_published.inc()
+
     async def dispatch_once(self) -> int:
         """One round: claim, mark and publish; returns how many publishes were made."""
         now = self._clock()
@@ -115,17 +154,10 @@ class Dispatcher:
             await self._expire(session, now)
             outgoing = await self._claim_queued(session, now)
             outgoing += await self._retry_due(session, now, self._policy.batch - len(outgoing))
-        for item in outgoing:
-            try:
-                await self._publisher.publish(item.topic, item.payload, expiry_s=item.expiry_s)
-            except BrokerUnavailable as exc:
-                # Already marked with a retry time: the next round republishes it.
-                log.warning("publish of %s deferred: %s", item.command_id, exc)
-                break
-            self._metrics.commands_published.inc()
+        await self.publish(outgoing)
         return len(outgoing)
 
-    async def _claim_queued(self, session: AsyncSession, now: datetime) -> list[_Outgoing]:
+    async def _claim_queued(self, session: AsyncSession, now: datetime) -> list[Outgoing]:
         query = (
             select(Command)
             .join(Gateway, Gateway.dcu_id == Command.dcu_id)
@@ -144,7 +176,7 @@ class Dispatcher:
             self._metrics.command_transitions.labels(CommandState.SENT.value).inc()
         return [self._mark_attempt(command, now) for command in commands]
 
-    async def _retry_due(self, session: AsyncSession, now: datetime, limit: int) -> list[_Outgoing]:
+    async def _retry_due(self, session: AsyncSession, now: datetime, limit: int) -> list[Outgoing]:
         if limit <= 0:
             return []
         query = (
@@ -160,7 +192,7 @@ class Dispatcher:
             .limit(limit)
             .with_for_update(skip_locked=True, of=Command)
         )
-        outgoing: list[_Outgoing] = []
+        outgoing: list[Outgoing] = []
         for command in (await session.execute(query)).scalars():
             if command.attempts >= self._policy.max_attempts:
                 record_transition(
@@ -199,12 +231,12 @@ class Dispatcher:
             command.next_attempt_at = None
             self._metrics.command_transitions.labels(CommandState.EXPIRED.value).inc()
 
-    def _mark_attempt(self, command: Command, now: datetime) -> _Outgoing:
+    def _mark_attempt(self, command: Command, now: datetime) -> Outgoing:
         command.attempts += 1
         delay_s = self._policy.retry_delay_s(command.attempts)
         command.next_attempt_at = now + timedelta(seconds=delay_s)
         expiry_s = max(1, int((command.expires_at - now).total_seconds()))
-        return _Outgoing(
+        return Outgoing(
             command.command_id,
             command_topic(command.dcu_id, command.meter_id),
             command.payload.encode(),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from cloud.clock import Clock, utcnow
 from cloud.commands.desired import CommandFactory, RelayRequest, lock_meter, request_relay
+from cloud.commands.dispatcher import Dispatcher
 from cloud.commands.lifecycle import Origin
 from cloud.db.models import Command
 from cloud.db.session import Database
@@ -14,6 +15,7 @@ from wire import Action
 async def issue_manual_command(
     db: Database,
     factory: CommandFactory,
+    dispatcher: Dispatcher | None = None,
     *,
     meter_id: str,
     action: Action,
@@ -35,4 +37,10 @@ async def issue_manual_command(
             requested_at=now,
             actor=actor,
         )
-        return await request_relay(session, meter, request, factory, now)
+        command = await request_relay(session, meter, request, factory, now)
+        outgoing = await dispatcher.claim_new(session, [command], now) if dispatcher else []
+    if outgoing and dispatcher is not None:
+        await dispatcher.publish(outgoing)
+    elif dispatcher is not None:
+        dispatcher.wake()
+    return command

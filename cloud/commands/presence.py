@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 
 from sqlalchemy import func, select, update
@@ -13,6 +13,7 @@ from cloud.clock import Clock, utcnow
 from cloud.commands.acks import update_reported
 from cloud.commands.desired import CommandFactory, RelayRequest, request_relay
 from cloud.commands.lifecycle import ACTIVE_STATES, IN_FLIGHT_STATES, Origin
+from cloud.commands.rows import lock_meters
 from cloud.db.models import Command, Gateway, Meter, MeterEventRecord
 from cloud.db.session import Database
 from cloud.db.upsert import insert_ignoring_duplicates
@@ -130,14 +131,7 @@ class PresenceTracker:
         gateway.last_birth_at = ms_to_datetime(state.at_ms)
         gateway.meter_count = len(state.meters)
         reports = {report.meter_id: report for report in state.meters}
-        meters = (
-            await session.execute(
-                select(Meter)
-                .where(Meter.meter_id.in_(list(reports)))
-                .order_by(Meter.meter_id)
-                .with_for_update()
-            )
-        ).scalars()
+        meters = (await lock_meters(session, list(reports))).values()
         reachable: set[str] = set()
         for meter in meters:
             report = reports[meter.meter_id]
@@ -170,37 +164,32 @@ class EventRecorder:
         self._clock = clock
 
     async def apply_batch(self, events: Sequence[MeterEvent]) -> None:
-        """Record a batch of events in one transaction."""
-        now = self._clock()
+        """Record a batch of events in a transaction of its own."""
         async with self._db.write() as session:
-            meter_ids = {event.meter_id for event in events}
-            meters = {
-                m.meter_id: m
-                for m in (
-                    await session.execute(
-                        select(Meter)
-                        .where(Meter.meter_id.in_(meter_ids))
-                        .order_by(Meter.meter_id)
-                        .with_for_update()
-                    )
-                ).scalars()
-            }
-            rows = []
-            for event in events:
-                meter = meters.get(event.meter_id)
-                if meter is None or meter.dcu_id != event.dcu_id:
-                    self._metrics.foreign_acks.inc()
-                    continue
-                update_reported(meter, event.relay, event.at_ms, event.at_ms)
-                rows.append(
-                    {
-                        "meter_id": event.meter_id,
-                        "seq": event.seq,
-                        "dcu_id": event.dcu_id,
-                        "code": event.code,
-                        "relay": event.relay.value if event.relay else None,
-                        "at": ms_to_datetime(event.at_ms),
-                        "received_at": now,
-                    }
-                )
-            await insert_ignoring_duplicates(session, MeterEventRecord, rows)
+            meters = await lock_meters(session, {event.meter_id for event in events})
+            await self.apply(session, events, meters)
+
+    async def apply(
+        self, session: AsyncSession, events: Sequence[MeterEvent], meters: Mapping[str, Meter]
+    ) -> None:
+        """Record events against meters the caller has locked; foreign ones are skipped."""
+        now = self._clock()
+        rows = []
+        for event in events:
+            meter = meters.get(event.meter_id)
+            if meter is None or meter.dcu_id != event.dcu_id:
+                self._metrics.foreign_acks.inc()
+                continue
+            update_reported(meter, event.relay, event.at_ms, event.at_ms)
+            rows.append(
+                {
+                    "meter_id": event.meter_id,
+                    "seq": event.seq,
+                    "dcu_id": event.dcu_id,
+                    "code": event.code,
+                    "relay": event.relay.value if event.relay else None,
+                    "at": ms_to_datetime(event.at_ms),
+                    "received_at": now,
+                }
+            )
+        await insert_ignoring_duplicates(session, MeterEventRecord, rows)

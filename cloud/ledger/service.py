@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cloud.db.models import LedgerEntry
@@ -26,6 +26,16 @@ def dues_of(entries: list[LedgerEntry]) -> Dues:
     return compute_dues(
         EntryView(e.entry_id, EntryKind(e.kind), e.amount_paise, e.created_at) for e in entries
     )
+
+
+async def account_balance_paise(session: AsyncSession, account_id: str) -> int:
+    """Net balance (positive is owed) by one aggregate; zero or less means nothing is payable."""
+    total = await session.scalar(
+        select(func.coalesce(func.sum(LedgerEntry.amount_paise), 0)).where(
+            LedgerEntry.account_id == account_id
+        )
+    )
+    return int(total or 0)
 
 
 async def account_dues(session: AsyncSession, account_id: str) -> Dues:

@@ -12,11 +12,12 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cloud.commands.desired import CommandFactory, RelayRequest, lock_meter, request_relay
+from cloud.commands.dispatcher import Dispatcher, Outgoing
 from cloud.commands.lifecycle import Origin
-from cloud.db.models import Account, Payment, WebhookEvent
+from cloud.db.models import Account, Command, Payment, WebhookEvent
 from cloud.db.session import Database
 from cloud.ledger.dues import EntryKind
-from cloud.ledger.service import account_dues, add_entry
+from cloud.ledger.service import account_balance_paise, add_entry
 from cloud.payments.webhook import (
     CAPTURED,
     CapturedPayment,
@@ -51,9 +52,16 @@ class IntakeResult:
 class PaymentIntake:
     """Records payment events exactly once and reconnects meters whose dues are cleared."""
 
-    def __init__(self, db: Database, factory: CommandFactory, currency: str = "INR") -> None:
+    def __init__(
+        self,
+        db: Database,
+        factory: CommandFactory,
+        dispatcher: Dispatcher,
+        currency: str = "INR",
+    ) -> None:
         self._db = db
         self._factory = factory
+        self._dispatcher = dispatcher
         self._currency = currency
 
     async def record(
@@ -68,11 +76,20 @@ class PaymentIntake:
         captured = parse_captured(document) if envelope.event == CAPTURED else None
         if captured is not None and captured.payment.currency != self._currency:
             raise WebhookError(f"currency {captured.payment.currency} is not {self._currency}")
+        outgoing: list[Outgoing] = []
         try:
-            return await self._record(event_id, envelope, captured, raw_body, received_at)
+            result = await self._record(
+                event_id, envelope, captured, raw_body, received_at, outgoing
+            )
         except IntegrityError:
             # Another request stored the same event or payment id first.
             return IntakeResult(WebhookOutcome.DUPLICATE)
+        # Committed: the reconnect goes out now rather than at the dispatcher's next round.
+        if outgoing:
+            await self._dispatcher.publish(outgoing)
+        elif result.command_id is not None:
+            self._dispatcher.wake()
+        return result
 
     async def _record(
         self,
@@ -81,6 +98,7 @@ class PaymentIntake:
         captured: CapturedPayment | None,
         raw_body: bytes,
         received_at: datetime,
+        outgoing: list[Outgoing],
     ) -> IntakeResult:
         body = raw_body.decode("utf-8", errors="replace")
         async with self._db.write() as session:
@@ -126,19 +144,20 @@ class PaymentIntake:
                 description=f"online payment {payment.id}",
             )
             await session.flush()
-            command_id = await self._reconnect_if_cleared(session, account, payment.id, received_at)
+            command = await self._reconnect_if_cleared(session, account, payment.id, received_at)
+            if command is not None:
+                outgoing += await self._dispatcher.claim_new(session, [command], received_at)
             return IntakeResult(
                 WebhookOutcome.PROCESSED,
                 payment_id=payment.id,
                 account_id=account.account_id,
-                command_id=command_id,
+                command_id=command.command_id if command is not None else None,
             )
 
     async def _reconnect_if_cleared(
         self, session: AsyncSession, account: Account, payment_id: str, received_at: datetime
-    ) -> str | None:
-        dues = await account_dues(session, account.account_id)
-        if dues.total_payable_paise > 0:
+    ) -> Command | None:
+        if await account_balance_paise(session, account.account_id) > 0:
             return None
         meter = await lock_meter(session, account.meter_id)
         if meter is None or meter.desired_relay == RelayState.CONNECTED.value:
@@ -151,8 +170,7 @@ class PaymentIntake:
             requested_at=received_at,
             payment_id=payment_id,
         )
-        command = await request_relay(session, meter, request, self._factory, received_at)
-        return command.command_id
+        return await request_relay(session, meter, request, self._factory, received_at)
 
 
 def _event(

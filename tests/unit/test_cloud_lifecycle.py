@@ -156,7 +156,7 @@ async def harness(database_url: str) -> AsyncIterator[Harness]:
         dispatcher=dispatcher,
         acks=AckApplier(db, metrics, AckRetryPolicy(30, 3), clock=clock),
         presence=PresenceTracker(db, factory, metrics, dispatcher.wake, clock=clock),
-        intake=PaymentIntake(db, factory),
+        intake=PaymentIntake(db, factory, dispatcher),
         factory=factory,
         ring=KeyRing.from_b64({"k1": public_key_b64(signer.private_key)}),
         disconnected_account=first.account_id,

@@ -69,10 +69,10 @@ async def command_meter(
     command = await issue_manual_command(
         runtime.db,
         runtime.factory,
+        runtime.dispatcher,
         meter_id=meter_id,
         action=body.action,
         reason=body.reason,
         actor=operator.name,
     )
-    runtime.dispatcher.wake()
     return CommandOut.model_validate(command)

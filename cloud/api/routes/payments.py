@@ -44,8 +44,6 @@ async def payment_webhook(
         runtime.metrics.webhooks.labels("malformed").inc()
         raise ApiError(f"malformed webhook: {exc}", code="malformed_webhook") from exc
     runtime.metrics.webhooks.labels(result.outcome.value).inc()
-    if result.command_id is not None:
-        runtime.dispatcher.wake()
     return WebhookOut(
         status=result.outcome.value,
         payment_id=result.payment_id,
