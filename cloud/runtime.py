@@ -7,6 +7,7 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+from cloud.access.audit import CommandRateLimit
 from cloud.batching import BatchCommitter
 from cloud.commands.acks import AckApplier, AckRetryPolicy
 from cloud.commands.desired import CommandFactory
@@ -16,7 +17,7 @@ from cloud.db.migrate import upgrade_to_head
 from cloud.db.session import Database
 from cloud.inbound import InboundRouter
 from cloud.metrics import CloudMetrics
-from cloud.mqtt import MqttTransport
+from cloud.mqtt import MqttTransport, tls_context
 from cloud.payments.intake import PaymentIntake
 from cloud.settings import CloudSettings
 from wire import Ack, CommandSigner, MeterEvent
@@ -44,6 +45,15 @@ class CloudRuntime:
             username=settings.mqtt_username,
             password=password,
             session_expiry_s=settings.mqtt_session_expiry_s,
+            ssl_context=(
+                tls_context(
+                    settings.mqtt_tls_ca_file,
+                    settings.mqtt_tls_cert_file,
+                    settings.mqtt_tls_key_file,
+                )
+                if settings.mqtt_tls_ca_file is not None
+                else None
+            ),
         )
         self.dispatcher = Dispatcher(
             self.db,
@@ -57,6 +67,7 @@ class CloudRuntime:
                 poll_s=settings.dispatch_poll_s,
             ),
             self.metrics,
+            signer=signer,
         )
         self.ack_applier = AckApplier(
             self.db,
@@ -82,6 +93,11 @@ class CloudRuntime:
             acks=self.acks, events=self.events, presence=self.presence, metrics=self.metrics
         )
         self.payments = PaymentIntake(self.db, self.factory, settings.currency)
+        self.command_limit = CommandRateLimit(
+            per_actor=settings.manual_commands_per_actor,
+            total=settings.manual_commands_total,
+            window_s=settings.manual_commands_window_s,
+        )
 
     @asynccontextmanager
     async def running(self) -> AsyncIterator[CloudRuntime]:

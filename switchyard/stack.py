@@ -22,7 +22,8 @@ import httpx
 from cloud.db.migrate import upgrade_to_head
 from cloud.db.session import Database
 from cloud.onboarding import register_accounts
-from switchyard.broker import Broker, BrokerConfig, start_broker
+from switchyard.broker import Broker, BrokerConfig, start_secure_broker
+from switchyard.broker_credentials import CLOUD_USER, BrokerCredentials, ensure_credentials
 from switchyard.demo import DemoFleet, build_demo_fleet
 from switchyard.procs import ManagedProcess, ProcessStartError, free_port, stop_all
 from wire.signing import generate_private_key_b64, private_key_from_b64, public_key_b64
@@ -44,6 +45,14 @@ class StackOptions:
     link_latency_ms: float = 0.0
     # None: a SQLite file in the state directory.
     database_url: str | None = None
+    # Broker CA, certificates and passwords, made on first use and kept across runs.
+    # None: `secrets` next to the state directory (.switchyard/secrets by default).
+    secrets_dir: Path | None = None
+
+    @property
+    def broker_credentials_dir(self) -> Path:
+        """Where the broker's credentials live (outside the state directory, which is wiped)."""
+        return self.secrets_dir or self.state_dir.parent / "secrets"
 
 
 @dataclass
@@ -83,6 +92,7 @@ class LocalStack:
     secrets: StackSecrets
     fleet: DemoFleet
     broker: Broker | None = None
+    broker_credentials: BrokerCredentials | None = None
     processes: list[ManagedProcess] = field(default_factory=list)
     api_url: str = ""
     link_port: int = 0
@@ -117,6 +127,17 @@ def _python(module: str) -> list[str]:
     return [sys.executable, "-m", module]
 
 
+def _mqtt_env(creds: BrokerCredentials, user: str) -> dict[str, str]:
+    """How one MQTT user reaches the secured broker: TLS, its certificate and its password."""
+    return {
+        "SWITCHYARD_MQTT_USERNAME": user,
+        "SWITCHYARD_MQTT_PASSWORD": creds.password(user),
+        "SWITCHYARD_MQTT_TLS_CA_FILE": str(creds.ca_cert),
+        "SWITCHYARD_MQTT_TLS_CERT_FILE": str(creds.client_cert(user)),
+        "SWITCHYARD_MQTT_TLS_KEY_FILE": str(creds.client_key(user)),
+    }
+
+
 async def _seed(database_url: str, fleet: DemoFleet) -> None:
     db = Database.from_url(database_url)
     try:
@@ -148,7 +169,14 @@ def start_stack(options: StackOptions) -> LocalStack:
 def _start_processes(stack: LocalStack) -> None:
     options, state = stack.options, stack.options.state_dir.resolve()
     logs = state / "logs"
-    stack.broker = start_broker(state / "broker", BrokerConfig(port=options.mqtt_port))
+    creds = stack.broker_credentials = ensure_credentials(
+        options.broker_credentials_dir.resolve(),
+        [CLOUD_USER, *stack.fleet.dcu_ids],
+        server_hosts=[options.host, "localhost", "127.0.0.1"],
+    )
+    stack.broker = start_secure_broker(
+        state / "broker", creds, BrokerConfig(host=options.host, port=options.mqtt_port)
+    )
     link_port = stack.link_port = options.link_port or free_port()
     fleet_file = stack.fleet.write_sim_fleet(state / "fleet.json")
     sim = ManagedProcess(
@@ -182,6 +210,7 @@ def _start_processes(stack: LocalStack) -> None:
                 "SWITCHYARD_HTTP_PORT": str(options.port),
                 "SWITCHYARD_MQTT_HOST": stack.broker.host,
                 "SWITCHYARD_MQTT_PORT": str(stack.broker.port),
+                **_mqtt_env(creds, CLOUD_USER),
                 "SWITCHYARD_OPERATOR_TOKEN": s.operator_token,
                 "SWITCHYARD_VIEWER_TOKEN": s.viewer_token,
                 "SWITCHYARD_WEBHOOK_SECRET": s.webhook_secret,
@@ -204,6 +233,7 @@ def _start_processes(stack: LocalStack) -> None:
                     "SWITCHYARD_DCU_ID": dcu_id,
                     "SWITCHYARD_MQTT_HOST": stack.broker.host,
                     "SWITCHYARD_MQTT_PORT": str(stack.broker.port),
+                    **_mqtt_env(creds, dcu_id),
                     "SWITCHYARD_LINK_HOST": options.host,
                     "SWITCHYARD_LINK_PORT": str(link_port),
                     "SWITCHYARD_TRUSTED_KEYS": s.trusted_keys_json,
@@ -255,7 +285,7 @@ def banner(stack: LocalStack, shown_accounts: int = 5) -> str:
         f"  viewer token   {stack.secrets.viewer_token}",
         f"  webhook secret {stack.secrets.webhook_secret}",
         f"  meters {len(stack.fleet.accounts)} on {len(stack.fleet.dcu_ids)} gateways;"
-        f" broker on port {stack.broker.port if stack.broker else '?'}",
+        f" broker on port {stack.broker.port if stack.broker else '?'} (TLS, passwords, ACL)",
         f"  logs and state in {stack.options.state_dir}/",
         "",
         "Disconnected for non-payment (pay one and watch the power come back):",

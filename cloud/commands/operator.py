@@ -1,7 +1,16 @@
-"""An operator's manual connect or disconnect: always a new desired version and command."""
+"""An operator's manual connect or disconnect: always a new desired version and command, kept in
+the audit log in the same transaction, within the manual-command rate limit."""
 
 from __future__ import annotations
 
+from cloud.access.audit import (
+    AuditAction,
+    AuditOutcome,
+    AuditRecord,
+    CommandRateLimit,
+    add_audit,
+)
+from cloud.access.tokens import Principal, Role
 from cloud.clock import Clock, utcnow
 from cloud.commands.desired import CommandFactory, RelayRequest, lock_meter, request_relay
 from cloud.commands.lifecycle import Origin
@@ -18,12 +27,17 @@ async def issue_manual_command(
     meter_id: str,
     action: Action,
     reason: str,
-    actor: str,
+    actor: str | Principal,
     clock: Clock = utcnow,
+    limit: CommandRateLimit | None = None,
 ) -> Command:
-    """Queue an operator's command for one meter; raises NotFound for an unknown meter."""
+    """Queue an operator's command for one meter; raises NotFound for an unknown meter and
+    RateLimited beyond the limit."""
+    principal = actor if isinstance(actor, Principal) else Principal(actor, Role.OPERATOR)
     now = clock()
     async with db.write() as session:
+        if limit is not None:
+            await limit.check(session, principal, now)
         meter = await lock_meter(session, meter_id)
         if meter is None:
             raise NotFound(f"meter {meter_id} not found")
@@ -33,6 +47,23 @@ async def issue_manual_command(
             reason=reason,
             origin=Origin.OPERATOR,
             requested_at=now,
-            actor=actor,
+            actor=principal.name,
         )
-        return await request_relay(session, meter, request, factory, now)
+        command = await request_relay(session, meter, request, factory, now)
+        add_audit(
+            session,
+            AuditRecord(
+                actor=principal,
+                action=AuditAction.METER_COMMAND,
+                target=f"meter/{meter_id}",
+                outcome=AuditOutcome.OK,
+                at=now,
+                reason=reason,
+                detail={
+                    "command_id": command.command_id,
+                    "action": action.value,
+                    "version": command.version,
+                },
+            ),
+        )
+        return command

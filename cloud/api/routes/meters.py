@@ -7,12 +7,15 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query, status
 from sqlalchemy import select
 
+from cloud.access.audit import AuditAction, AuditOutcome, AuditRecord, record_audit
 from cloud.api.deps import OperatorDep, RuntimeDep, ViewerDep
+from cloud.api.errors import error_responses
 from cloud.api.pagination import CursorQuery, LimitQuery, decode_cursor, encode_cursor
 from cloud.api.schemas import CommandOut, CommandRequestIn, MeterOut, Page
+from cloud.clock import utcnow
 from cloud.commands.operator import issue_manual_command
 from cloud.db.models import Meter
-from cloud.errors import NotFound
+from cloud.errors import NotFound, RateLimited
 from wire import RelayState
 from wire.ids import ID_PATTERN
 
@@ -21,7 +24,7 @@ router = APIRouter(prefix="/api/v1/meters", tags=["meters"])
 MeterIdPath = Annotated[str, Path(pattern=ID_PATTERN)]
 
 
-@router.get("", response_model=Page[MeterOut])
+@router.get("", response_model=Page[MeterOut], responses=error_responses(401, 422))
 async def list_meters(
     runtime: RuntimeDep,
     _: ViewerDep,
@@ -46,7 +49,7 @@ async def list_meters(
     return Page[MeterOut](items=items, next_cursor=next_cursor)
 
 
-@router.get("/{meter_id}", response_model=MeterOut)
+@router.get("/{meter_id}", response_model=MeterOut, responses=error_responses(401, 404, 422))
 async def get_meter(meter_id: MeterIdPath, runtime: RuntimeDep, _: ViewerDep) -> MeterOut:
     """Desired and reported relay state, control mode, DCU and last seen."""
     async with runtime.db.read() as session:
@@ -57,7 +60,10 @@ async def get_meter(meter_id: MeterIdPath, runtime: RuntimeDep, _: ViewerDep) ->
 
 
 @router.post(
-    "/{meter_id}/commands", response_model=CommandOut, status_code=status.HTTP_202_ACCEPTED
+    "/{meter_id}/commands",
+    response_model=CommandOut,
+    status_code=status.HTTP_202_ACCEPTED,
+    responses=error_responses(401, 403, 404, 422, 429),
 )
 async def command_meter(
     meter_id: MeterIdPath,
@@ -65,14 +71,33 @@ async def command_meter(
     runtime: RuntimeDep,
     operator: OperatorDep,
 ) -> CommandOut:
-    """Queue a manual connect or disconnect; it supersedes any older active command."""
-    command = await issue_manual_command(
-        runtime.db,
-        runtime.factory,
-        meter_id=meter_id,
-        action=body.action,
-        reason=body.reason,
-        actor=operator.name,
-    )
+    """Queue a manual connect or disconnect; it supersedes any older active command.
+
+    Kept in the audit log with who asked and why; limited per operator and in total (429)."""
+    try:
+        command = await issue_manual_command(
+            runtime.db,
+            runtime.factory,
+            meter_id=meter_id,
+            action=body.action,
+            reason=body.reason,
+            actor=operator,
+            limit=runtime.command_limit,
+        )
+    except (NotFound, RateLimited) as exc:
+        outcome = AuditOutcome.NOT_FOUND if isinstance(exc, NotFound) else AuditOutcome.RATE_LIMITED
+        await record_audit(
+            runtime.db,
+            AuditRecord(
+                actor=operator,
+                action=AuditAction.METER_COMMAND,
+                target=f"meter/{meter_id}",
+                outcome=outcome,
+                at=utcnow(),
+                reason=body.reason,
+                detail={"action": body.action.value, "refused": exc.message},
+            ),
+        )
+        raise
     runtime.dispatcher.wake()
     return CommandOut.model_validate(command)
