@@ -21,7 +21,6 @@ from wire import (
     Ack,
     AckStatus,
     Action,
-    Command as WireCommand,
     GatewayState,
     MeterEvent,
     MeterReport,
@@ -29,6 +28,9 @@ from wire import (
     TelemetryBatch,
     decode,
     encode,
+)
+from wire import (
+    Command as WireCommand,
 )
 from wire import topics as wire_topics
 from wire.clock import now_ms
