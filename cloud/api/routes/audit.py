@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from typing import Annotated
 
 from fastapi import APIRouter, Query
@@ -12,10 +11,9 @@ from cloud.access.audit import AuditAction, AuditOutcome
 from cloud.access.tokens import NAME_PATTERN
 from cloud.api.deps import RuntimeDep, ViewerDep
 from cloud.api.errors import error_responses
-from cloud.api.pagination import CursorQuery, LimitQuery, decode_cursor, encode_cursor
+from cloud.api.pagination import LimitQuery
 from cloud.api.schemas import AuditEntryOut, Page
 from cloud.db.models import AuditEntry
-from cloud.errors import Unprocessable
 
 router = APIRouter(prefix="/api/v1/audit", tags=["audit"])
 
@@ -28,10 +26,11 @@ async def list_audit(
     action: Annotated[AuditAction | None, Query()] = None,
     outcome: Annotated[AuditOutcome | None, Query()] = None,
     limit: LimitQuery = 100,
-    cursor: CursorQuery = None,
+    cursor: Annotated[
+        str | None, Query(pattern=r"^[0-9]{1,18}$", description="from `next_cursor`")
+    ] = None,
 ) -> Page[AuditEntryOut]:
     """Audit entries, newest first, filtered by actor, action and outcome."""
-    before = decode_cursor(cursor)
     query = select(AuditEntry)
     if actor is not None:
         query = query.where(AuditEntry.actor == actor)
@@ -39,12 +38,10 @@ async def list_audit(
         query = query.where(AuditEntry.action == action.value)
     if outcome is not None:
         query = query.where(AuditEntry.outcome == outcome.value)
-    if before is not None:
-        if not re.fullmatch(r"[0-9]{1,18}", before):
-            raise Unprocessable("cursor is not valid")
-        query = query.where(AuditEntry.audit_id < int(before))
+    if cursor is not None:
+        query = query.where(AuditEntry.audit_id < int(cursor))
     query = query.order_by(AuditEntry.audit_id.desc()).limit(limit)
     async with runtime.db.read() as session:
         items = [AuditEntryOut.build(e) for e in (await session.execute(query)).scalars()]
-    next_cursor = encode_cursor(str(items[-1].audit_id)) if len(items) == limit else None
+    next_cursor = str(items[-1].audit_id) if len(items) == limit else None
     return Page[AuditEntryOut](items=items, next_cursor=next_cursor)

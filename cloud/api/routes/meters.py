@@ -63,7 +63,7 @@ async def get_meter(meter_id: MeterIdPath, runtime: RuntimeDep, _: ViewerDep) ->
     "/{meter_id}/commands",
     response_model=CommandOut,
     status_code=status.HTTP_202_ACCEPTED,
-    responses=error_responses(401, 403, 404, 422, 429),
+    responses=error_responses(400, 401, 403, 404, 422, 429),
 )
 async def command_meter(
     meter_id: MeterIdPath,
