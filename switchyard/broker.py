@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import pwd
 import shutil
+import signal
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -105,6 +106,10 @@ class Broker:
     workdir: Path
     process: ManagedProcess
     security: BrokerSecurity | None = None
+
+    def reload(self) -> None:
+        """SIGHUP: Mosquitto re-reads its password file and ACL (credential rotation)."""
+        self.process.signal(signal.SIGHUP)
 
     def restart(self) -> None:
         """Start the broker again on the same port with the same config and persistence."""

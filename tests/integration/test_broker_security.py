@@ -300,3 +300,26 @@ async def test_an_ack_on_a_gateways_own_topic_about_another_dcus_meter_is_ignore
 
     assert cloud.metrics.foreign_acks._value.get() == 2
     assert await _command_state(cloud, b_command.command_id) == "SENT"
+
+
+async def test_a_rotated_or_removed_password_stops_working_after_a_reload(
+    secure_broker: Broker, broker_credentials: BrokerCredentials
+) -> None:
+    old = Identity.of(broker_credentials, "DCU01")
+    connected = await connected_client(secure_broker, old)
+    try:
+        rotated = ensure_credentials(
+            broker_credentials.directory,
+            [CLOUD_USER, "DCU01", "DCU02"],
+            rotate_passwords=["DCU01"],
+            remove=["DCU02"],
+        )
+        secure_broker.reload()
+        # Mosquitto re-checks connected clients on reload: the old session is ended too.
+        await connected.wait_for(lambda: connected.disconnected, "the old session to end")
+        assert await _attempt(secure_broker, old) == "Not authorized"
+        assert await _attempt(secure_broker, Identity.of(rotated, "DCU01")) == "Success"
+        removed = Identity("DCU02", broker_credentials.password("DCU02"), *_tls(old))
+        assert await _attempt(secure_broker, removed) == "Not authorized"
+    finally:
+        connected.close()
