@@ -32,8 +32,9 @@ def decode_cursor(cursor: str | None) -> str | None:
         return None
     try:
         raw = base64.b64decode(cursor.encode(), altchars=b"-_", validate=True)
-        # A cursor is only a bound to continue after; a mangled one still names a bound.
-        key = raw.decode(errors="replace")
+        # A cursor is only a bound to continue after; a mangled one still names a bound. NUL
+        # cannot be sent to PostgreSQL in a string, so it becomes a replacement character too.
+        key = raw.decode(errors="replace").replace("\x00", "\ufffd")
         if not key:
             raise ValueError("empty cursor")
         return key
