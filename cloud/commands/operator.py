@@ -3,12 +3,15 @@ the audit log in the same transaction, within the manual-command rate limit."""
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from cloud.access.audit import (
     AuditAction,
     AuditOutcome,
     AuditRecord,
     CommandRateLimit,
     add_audit,
+    record_audit,
 )
 from cloud.access.tokens import Principal, Role
 from cloud.clock import Clock, utcnow
@@ -16,7 +19,7 @@ from cloud.commands.desired import CommandFactory, RelayRequest, lock_meter, req
 from cloud.commands.lifecycle import Origin
 from cloud.db.models import Command
 from cloud.db.session import Database
-from cloud.errors import NotFound
+from cloud.errors import NotFound, RateLimited
 from wire import Action
 
 
@@ -32,9 +35,36 @@ async def issue_manual_command(
     limit: CommandRateLimit | None = None,
 ) -> Command:
     """Queue an operator's command for one meter; raises NotFound for an unknown meter and
-    RateLimited beyond the limit."""
+    RateLimited beyond the limit. Refused attempts are audited too."""
     principal = actor if isinstance(actor, Principal) else Principal(actor, Role.OPERATOR)
     now = clock()
+    try:
+        return await _issue(db, factory, meter_id, action, reason, principal, now, limit)
+    except (NotFound, RateLimited) as exc:
+        outcome = AuditOutcome.NOT_FOUND if isinstance(exc, NotFound) else AuditOutcome.RATE_LIMITED
+        refused = AuditRecord(
+            actor=principal,
+            action=AuditAction.METER_COMMAND,
+            target=f"meter/{meter_id}",
+            outcome=outcome,
+            at=now,
+            reason=reason,
+            detail={"action": action.value, "refused": exc.message},
+        )
+        await record_audit(db, refused)
+        raise
+
+
+async def _issue(
+    db: Database,
+    factory: CommandFactory,
+    meter_id: str,
+    action: Action,
+    reason: str,
+    principal: Principal,
+    now: datetime,
+    limit: CommandRateLimit | None,
+) -> Command:
     async with db.write() as session:
         if limit is not None:
             await limit.check(session, principal, now)

@@ -114,9 +114,12 @@ async def test_manual_commands_are_audited_and_limited_per_actor_and_in_total(
     async with db.read() as session:
         rows = (await session.execute(select(AuditEntry).order_by(AuditEntry.audit_id))).scalars()
         logged = [(r.actor, r.token_id, r.action, r.target, r.reason, r.outcome) for r in rows]
+    asked = ("meter.command", "meter/MTR000001")
     assert logged == [
-        ("asha", "t1", "meter.command", "meter/MTR000001", "asked by asha", "ok"),
-        ("asha", "t1", "meter.command", "meter/MTR000001", "asked by asha", "ok"),
-        ("ravi", "t2", "meter.command", "meter/MTR000001", "asked by ravi", "ok"),
-        ("asha", "t1", "meter.command", "meter/MTR000001", "asked by asha", "ok"),
+        ("asha", "t1", *asked, "asked by asha", "ok"),
+        ("asha", "t1", *asked, "asked by asha", "ok"),
+        ("asha", "t1", *asked, "asked by asha", "rate_limited"),
+        ("ravi", "t2", *asked, "asked by ravi", "ok"),
+        ("ravi", "t2", *asked, "asked by ravi", "rate_limited"),
+        ("asha", "t1", *asked, "asked by asha", "ok"),
     ]

@@ -7,15 +7,13 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query, status
 from sqlalchemy import select
 
-from cloud.access.audit import AuditAction, AuditOutcome, AuditRecord, record_audit
 from cloud.api.deps import OperatorDep, RuntimeDep, ViewerDep
 from cloud.api.errors import error_responses
 from cloud.api.pagination import CursorQuery, LimitQuery, decode_cursor, encode_cursor
 from cloud.api.schemas import CommandOut, CommandRequestIn, MeterOut, Page
-from cloud.clock import utcnow
 from cloud.commands.operator import issue_manual_command
 from cloud.db.models import Meter
-from cloud.errors import NotFound, RateLimited
+from cloud.errors import NotFound
 from wire import RelayState
 from wire.ids import ID_PATTERN
 
@@ -74,30 +72,14 @@ async def command_meter(
     """Queue a manual connect or disconnect; it supersedes any older active command.
 
     Kept in the audit log with who asked and why; limited per operator and in total (429)."""
-    try:
-        command = await issue_manual_command(
-            runtime.db,
-            runtime.factory,
-            meter_id=meter_id,
-            action=body.action,
-            reason=body.reason,
-            actor=operator,
-            limit=runtime.command_limit,
-        )
-    except (NotFound, RateLimited) as exc:
-        outcome = AuditOutcome.NOT_FOUND if isinstance(exc, NotFound) else AuditOutcome.RATE_LIMITED
-        await record_audit(
-            runtime.db,
-            AuditRecord(
-                actor=operator,
-                action=AuditAction.METER_COMMAND,
-                target=f"meter/{meter_id}",
-                outcome=outcome,
-                at=utcnow(),
-                reason=body.reason,
-                detail={"action": body.action.value, "refused": exc.message},
-            ),
-        )
-        raise
+    command = await issue_manual_command(
+        runtime.db,
+        runtime.factory,
+        meter_id=meter_id,
+        action=body.action,
+        reason=body.reason,
+        actor=operator,
+        limit=runtime.command_limit,
+    )
     runtime.dispatcher.wake()
     return CommandOut.model_validate(command)
