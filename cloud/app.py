@@ -7,9 +7,9 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from cloud.api.deps import TokenAuthenticator
+from cloud.access.tokens import Role, TokenAuthenticator
 from cloud.api.errors import install_error_handlers
-from cloud.api.routes import accounts, commands, gateways, health, meters, payments
+from cloud.api.routes import accounts, audit, commands, gateways, health, meters, payments
 from cloud.runtime import CloudRuntime
 from cloud.settings import CloudSettings
 
@@ -30,8 +30,14 @@ def create_app(settings: CloudSettings) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.runtime = runtime
-    app.state.authenticator = TokenAuthenticator.from_settings(settings)
+    app.state.authenticator = TokenAuthenticator(
+        runtime.db,
+        {
+            Role.OPERATOR: settings.operator_token.get_secret_value(),
+            Role.VIEWER: settings.viewer_token.get_secret_value(),
+        },
+    )
     install_error_handlers(app)
-    for module in (health, accounts, meters, commands, payments, gateways):
+    for module in (health, accounts, meters, commands, payments, gateways, audit):
         app.include_router(module.router)
     return app

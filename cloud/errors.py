@@ -64,3 +64,14 @@ class PayloadTooLarge(ApiError):
 
     status_code = 413
     code = "payload_too_large"
+
+
+class RateLimited(ApiError):
+    """Too many requests of this kind; try again after `retry_after_s`."""
+
+    status_code = 429
+    code = "rate_limited"
+
+    def __init__(self, message: str, *, retry_after_s: int) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s

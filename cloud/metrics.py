@@ -74,6 +74,12 @@ class CloudMetrics:
         self.mqtt_connected = Gauge(
             "switchyard_mqtt_connected", "1 when connected to the broker.", registry=r
         )
+        self.auth_failures = Counter(
+            "switchyard_api_auth_failures",
+            "API requests refused: no token, unknown or revoked token, role not allowed.",
+            ["reason"],
+            registry=r,
+        )
         self.loop_errors = Counter(
             "switchyard_background_errors",
             "Errors caught at a background loop boundary, by loop.",

@@ -7,7 +7,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import ssl
 from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 from gmqtt import Client, Subscription
@@ -19,6 +21,15 @@ from cloud.errors import BrokerUnavailable
 log = logging.getLogger(__name__)
 
 InboundHandler = Callable[[str, bytes, bool], Awaitable[None]]
+
+
+def tls_context(ca_file: Path, cert_file: Path | None, key_file: Path | None) -> ssl.SSLContext:
+    """A client TLS context that trusts only our CA and, if given, presents our certificate."""
+    context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=str(ca_file))
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    if cert_file is not None:
+        context.load_cert_chain(str(cert_file), str(key_file) if key_file else None)
+    return context
 
 
 class _FlowWindow:
@@ -96,6 +107,7 @@ class MqttTransport:
         keepalive_s: int = 30,
         reconnect_min_s: float = 0.5,
         reconnect_max_s: float = 10.0,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         self._host = host
         self._port = port
@@ -103,6 +115,7 @@ class MqttTransport:
         self._reconnect_min_s = reconnect_min_s
         self._reconnect_max_s = reconnect_max_s
         self._reconnect_s = reconnect_min_s
+        self._ssl = ssl_context
         self._window = _FlowWindow(capacity=20)
         self._storage = _AckTrackingStorage(self._on_puback)
         self._client = Client(
@@ -154,7 +167,11 @@ class MqttTransport:
         while not self._stopping:
             try:
                 await self._client.connect(
-                    self._host, self._port, version=MQTTv50, keepalive=self._keepalive_s
+                    self._host,
+                    self._port,
+                    ssl=self._ssl or False,
+                    version=MQTTv50,
+                    keepalive=self._keepalive_s,
                 )
                 return
             except (TimeoutError, OSError, ConnectionError) as exc:

@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 
 from sqlalchemy.exc import SQLAlchemyError
 
+from cloud.access.audit import CommandRateLimit
 from cloud.batching import BatchCommitter
 from cloud.commands.acks import AckApplier, AckRetryPolicy
 from cloud.commands.desired import CommandFactory
@@ -20,7 +21,7 @@ from cloud.db.migrate import upgrade_to_head
 from cloud.db.session import Database
 from cloud.inbound import InboundRouter
 from cloud.metrics import CloudMetrics
-from cloud.mqtt import MqttTransport
+from cloud.mqtt import MqttTransport, tls_context
 from cloud.payments.intake import PaymentIntake
 from cloud.settings import CloudSettings
 from wire import CommandSigner
@@ -53,6 +54,15 @@ class CloudRuntime:
             keepalive_s=settings.mqtt_keepalive_s,
             reconnect_min_s=settings.mqtt_reconnect_min_s,
             reconnect_max_s=settings.mqtt_reconnect_max_s,
+            ssl_context=(
+                tls_context(
+                    settings.mqtt_tls_ca_file,
+                    settings.mqtt_tls_cert_file,
+                    settings.mqtt_tls_key_file,
+                )
+                if settings.mqtt_tls_ca_file is not None
+                else None
+            ),
         )
         self.dispatcher = Dispatcher(
             self.db,
@@ -66,6 +76,7 @@ class CloudRuntime:
                 poll_s=settings.dispatch_poll_s,
             ),
             self.metrics,
+            signer=signer,
         )
         self.ack_applier = AckApplier(
             self.db,
@@ -85,6 +96,11 @@ class CloudRuntime:
             reports=self.reports, presence=self.presence, metrics=self.metrics
         )
         self.payments = PaymentIntake(self.db, self.factory, self.dispatcher, settings.currency)
+        self.command_limit = CommandRateLimit(
+            per_actor=settings.manual_commands_per_actor,
+            total=settings.manual_commands_total,
+            window_s=settings.manual_commands_window_s,
+        )
 
     @asynccontextmanager
     async def running(self) -> AsyncIterator[CloudRuntime]:

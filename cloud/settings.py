@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
-from pydantic import Field, SecretStr, model_validator
+from datetime import datetime
+from pathlib import Path
+
+from pydantic import AwareDatetime, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEV_PLACEHOLDER = "dev-only-change-me"
+# Webhook secrets and API tokens shorter than this are guessable.
+MIN_SECRET_CHARS = 16
+_DEV_HINT = " (or set SWITCHYARD_DEV_MODE=true for local development)"
 
 
 class CloudSettings(BaseSettings):
@@ -50,8 +56,30 @@ class CloudSettings(BaseSettings):
     ack_batch_max: int = Field(1000, ge=1)
     ack_batch_window_ms: float = Field(2.0, ge=0)
 
+    # Broker TLS: the CA that signed the broker's certificate, and our client certificate.
+    mqtt_tls_ca_file: Path | None = None
+    mqtt_tls_cert_file: Path | None = None
+    mqtt_tls_key_file: Path | None = None
+    # Webhook secret rotation: the previous secret is also accepted until the given instant.
+    webhook_secret_previous: SecretStr = SecretStr("")
+    webhook_secret_previous_until: AwareDatetime | None = None
+    # Manual commands per window: per operator, and in total across every operator.
+    manual_commands_per_actor: int = Field(30, ge=1)
+    manual_commands_total: int = Field(300, ge=1)
+    manual_commands_window_s: float = Field(60.0, gt=0)
+
     @model_validator(mode="after")
     def _refuse_missing_secrets(self) -> CloudSettings:
+        if self.webhook_secret_previous.get_secret_value():
+            if self.webhook_secret_previous_until is None:
+                raise ValueError(
+                    "SWITCHYARD_WEBHOOK_SECRET_PREVIOUS needs"
+                    " SWITCHYARD_WEBHOOK_SECRET_PREVIOUS_UNTIL (the end of the rotation window)"
+                )
+            if self.webhook_secret_previous == self.webhook_secret:
+                raise ValueError("the previous webhook secret equals the current one")
+        if (self.mqtt_tls_cert_file is None) != (self.mqtt_tls_key_file is None):
+            raise ValueError("SWITCHYARD_MQTT_TLS_CERT_FILE and _KEY_FILE go together")
         if self.dev_mode:
             return self
         for name in ("signing_private_key", "webhook_secret", "operator_token", "viewer_token"):
@@ -59,10 +87,29 @@ class CloudSettings(BaseSettings):
             secret = value.get_secret_value()
             if not secret or secret == DEV_PLACEHOLDER:
                 raise ValueError(
-                    f"SWITCHYARD_{name.upper()} must be set to a real secret "
-                    "(or set SWITCHYARD_DEV_MODE=true for local development)"
+                    f"SWITCHYARD_{name.upper()} must be set to a real secret{_DEV_HINT}"
                 )
+            if name != "signing_private_key" and len(secret) < MIN_SECRET_CHARS:
+                raise ValueError(
+                    f"SWITCHYARD_{name.upper()} is shorter than {MIN_SECRET_CHARS} characters"
+                )
+        password = self.mqtt_password.get_secret_value() if self.mqtt_password else ""
+        if not self.mqtt_username or not password or password == DEV_PLACEHOLDER:
+            raise ValueError(f"SWITCHYARD_MQTT_USERNAME and _MQTT_PASSWORD must be set{_DEV_HINT}")
+        if self.mqtt_tls_ca_file is None:
+            raise ValueError(
+                f"SWITCHYARD_MQTT_TLS_CA_FILE must be set: the broker is reached by TLS{_DEV_HINT}"
+            )
         return self
+
+    def webhook_secrets(self, now: datetime) -> list[str]:
+        """The webhook secrets valid at `now`: the current one, and the previous one until its
+        rotation window ends."""
+        valid = [self.webhook_secret.get_secret_value()]
+        until = self.webhook_secret_previous_until
+        if until is not None and now < until:
+            valid.append(self.webhook_secret_previous.get_secret_value())
+        return [secret for secret in valid if secret]
 
     @property
     def is_sqlite(self) -> bool:

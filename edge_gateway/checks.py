@@ -24,21 +24,28 @@ def verify_command(
     """Raise CommandRefused unless this gateway may execute the command now."""
     meter_id = topic.meter_id or command.meter_id
 
-    def refuse(status: AckStatus, reason: str) -> CommandRefused:
-        return CommandRefused(command.command_id, meter_id, status, reason)
+    def refuse(status: AckStatus, reason: str, *, durable: bool = True) -> CommandRefused:
+        return CommandRefused(command.command_id, meter_id, status, reason, durable=durable)
 
-    if topic.dcu_id != dcu_id or command.dcu_id != dcu_id:
-        raise refuse(AckStatus.REJECTED, f"command for DCU {command.dcu_id}, this is {dcu_id}")
-    if command.meter_id != topic.meter_id:
-        raise refuse(AckStatus.REJECTED, "command meter does not match its topic")
-    if command.meter_id not in roster:
-        raise refuse(AckStatus.REJECTED, NOT_ON_DCU)
+    # The signature first: until it verifies, nothing in the payload is the cloud's word, and a
+    # refusal says nothing about the genuine command with the same id.
     try:
         keyring.verify(command)
     except UnknownKey as exc:
-        raise refuse(AckStatus.REJECTED, f"unknown signing key {command.key_id!r}") from exc
+        raise refuse(
+            AckStatus.REJECTED, f"unknown signing key {command.key_id!r}", durable=False
+        ) from exc
     except BadSignature as exc:
-        raise refuse(AckStatus.REJECTED, f"bad signature: {exc.reason}") from exc
+        raise refuse(AckStatus.REJECTED, f"bad signature: {exc.reason}", durable=False) from exc
+    # A genuine command on the wrong topic was misdelivered; on its own topic it may be valid.
+    if topic.dcu_id != dcu_id or command.dcu_id != dcu_id:
+        raise refuse(
+            AckStatus.REJECTED, f"command for DCU {command.dcu_id}, this is {dcu_id}", durable=False
+        )
+    if command.meter_id != topic.meter_id:
+        raise refuse(AckStatus.REJECTED, "command meter does not match its topic", durable=False)
+    if command.meter_id not in roster:
+        raise refuse(AckStatus.REJECTED, NOT_ON_DCU)
     if command.expires_at_ms < now_ms:
         late_s = (now_ms - command.expires_at_ms) / 1000
         raise refuse(AckStatus.EXPIRED, f"expired {late_s:.1f}s ago")

@@ -55,10 +55,24 @@ class MeterLinkRefused(MeterLinkError):
 
 
 class CommandRefused(GatewayError):
-    """A command that failed verification; it is acknowledged with `status` and never executed."""
+    """A command that failed verification; it is acknowledged with `status` and never executed.
 
-    def __init__(self, command_id: str, meter_id: str, status: AckStatus, reason: str) -> None:
+    `durable` refusals judge the genuine, correctly addressed command and are stored to answer
+    its duplicates; the others (unverified signature, wrong topic) judge only the copy that
+    arrived, so storing them under its command id would let a forgery block the real command.
+    """
+
+    def __init__(
+        self,
+        command_id: str,
+        meter_id: str,
+        status: AckStatus,
+        reason: str,
+        *,
+        durable: bool = True,
+    ) -> None:
         super().__init__(reason)
         self.command_id = command_id
         self.meter_id = meter_id
         self.status = status
+        self.durable = durable

@@ -24,6 +24,7 @@ from edge_gateway.settings import CrashPoint
 from edge_gateway.store import OutboundKind, OutboundMessage, Store
 from wire import (
     Ack,
+    AckStatus,
     Command,
     KeyRing,
     MalformedMessage,
@@ -44,7 +45,8 @@ _COMMAND_ID = TypeAdapter(CommandId)
 
 
 # Invariants, in the order a command meets them:
-# - a refused command (rejected/expired) is stored with its answer and never touches a relay;
+# - a refused command (rejected/expired) never touches a relay; its answer is stored only when
+#   it judges the genuine command (signature verified, right topic), see CommandRefused;
 # - an accepted command's inbox row and the meter's new version are committed before the relay
 #   is driven, and the broker gets its PUBACK only after that commit;
 # - an `accepted` row left by a crash is finished after restart by reading the meter first, so a
@@ -169,6 +171,12 @@ class Executor:
             refusal.status,
             refusal.reason,
         )
+        if not refusal.durable:
+            await self._answer_unstored(
+                message, refusal.command_id, refusal.meter_id, refusal.status, refusal.reason
+            )
+            self._metrics.outcomes[refusal.status.value] += 1
+            return
         entry = InboxEntry(
             command_id=command.command_id,
             meter_id=refusal.meter_id,
@@ -199,20 +207,35 @@ class Executor:
         self._metrics.commands_malformed += 1
         command_id = _salvage_command_id(message.payload)
         log.warning("malformed command %s on %s: %s", command_id, message.topic, exc.reason)
-        if command_id is not None:
-            # Not stored: a malformed payload is not a command, so there is nothing to deduplicate.
-            at_ms = self._clock()
-            ack = Ack(
-                command_id=command_id,
-                meter_id=meter_id,
-                dcu_id=self._dcu_id,
-                status=InboxStatus.REJECTED.ack_status,
-                at_ms=at_ms,
-                reason=f"malformed command: {exc.reason}"[:MAX_REASON_CHARS],
-            )
-            topic = wire_topics.ack_topic(self._dcu_id, meter_id)
-            await self._store.save(None, [OutboundMessage(OutboundKind.ACK, topic, encode(ack))])
-            self._outbound.notify()
+        if command_id is None:
+            message.puback()
+            return
+        # A malformed payload is not a command: nothing to deduplicate, nothing to store.
+        reason = f"malformed command: {exc.reason}"
+        await self._answer_unstored(message, command_id, meter_id, AckStatus.REJECTED, reason)
+
+    async def _answer_unstored(
+        self,
+        message: InboundMessage,
+        command_id: str,
+        meter_id: str,
+        status: AckStatus,
+        reason: str,
+    ) -> None:
+        """Ack a refusal that is not kept in the inbox, so a later genuine copy is still judged."""
+        ack = Ack(
+            command_id=command_id,
+            meter_id=meter_id,
+            dcu_id=self._dcu_id,
+            status=status,
+            at_ms=self._clock(),
+            reason=reason[:MAX_REASON_CHARS],
+            # Tells the cloud this answer concerned one copy: sending the command again may work.
+            retryable=True,
+        )
+        topic = wire_topics.ack_topic(self._dcu_id, meter_id)
+        await self._store.save(None, [OutboundMessage(OutboundKind.ACK, topic, encode(ack))])
+        self._outbound.notify()
         message.puback()
 
     async def _answer_duplicate(

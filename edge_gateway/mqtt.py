@@ -77,13 +77,18 @@ class MqttClient:
             protocol=MQTTProtocolVersion.MQTTv5,
             manual_ack=True,
         )
-        if settings.mqtt_username is not None:
+        if settings.mqtt_username is not None or settings.mqtt_password is not None:
             password = settings.mqtt_password
             client.username_pw_set(
-                settings.mqtt_username, password.get_secret_value() if password else None
+                settings.mqtt_user, password.get_secret_value() if password else None
             )
         if settings.mqtt_tls_ca_file is not None:
-            client.tls_set(ca_certs=str(settings.mqtt_tls_ca_file))
+            cert, key = settings.mqtt_tls_cert_file, settings.mqtt_tls_key_file
+            client.tls_set(
+                ca_certs=str(settings.mqtt_tls_ca_file),
+                certfile=str(cert) if cert else None,
+                keyfile=str(key) if key else None,
+            )
         client.will_set(will.topic, will.payload, qos=will.qos, retain=will.retain)
         client.max_inflight_messages_set(settings.mqtt_max_inflight)
         self._set_reconnect_delay(client)

@@ -5,11 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from wire.ids import ID_PATTERN
 from wire.signing import public_key_from_b64
+
+DEV_PLACEHOLDER = "dev-only-change-me"
 
 # Fault-injection points a test can arm; each kills the process with SIGKILL at that instant.
 CrashPoint = Literal["after_inbox_write"]
@@ -21,12 +23,18 @@ class GatewaySettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="SWITCHYARD_", extra="ignore")
 
     dcu_id: str = Field(pattern=ID_PATTERN)
+    # Outside development mode the gateway refuses to start without trusted keys, a broker
+    # password and TLS (a password must never cross the network in clear).
+    dev_mode: bool = False
 
     mqtt_host: str = "127.0.0.1"
     mqtt_port: int = Field(1883, ge=1, le=65535)
+    # The broker's ACL confines a user to the DCU of the same name: by default, ours.
     mqtt_username: str | None = None
     mqtt_password: SecretStr | None = None
     mqtt_tls_ca_file: Path | None = None
+    mqtt_tls_cert_file: Path | None = None
+    mqtt_tls_key_file: Path | None = None
     mqtt_keepalive_s: int = Field(30, ge=5)
     # Long enough that commands queued at the broker survive a gateway restart or short outage.
     mqtt_session_expiry_s: int = Field(3600, ge=0)
@@ -65,6 +73,31 @@ class GatewaySettings(BaseSettings):
             except ValueError as exc:
                 raise ValueError(f"trusted key {key_id!r}: {exc}") from exc
         return keys
+
+    @model_validator(mode="after")
+    def _refuse_missing_secrets(self) -> GatewaySettings:
+        if (self.mqtt_tls_cert_file is None) != (self.mqtt_tls_key_file is None):
+            raise ValueError("SWITCHYARD_MQTT_TLS_CERT_FILE and _KEY_FILE go together")
+        if self.dev_mode:
+            return self
+        problems = []
+        if not self.trusted_keys:
+            problems.append("SWITCHYARD_TRUSTED_KEYS is empty: every command would be rejected")
+        password = self.mqtt_password.get_secret_value() if self.mqtt_password else ""
+        if not password or password == DEV_PLACEHOLDER:
+            problems.append("SWITCHYARD_MQTT_PASSWORD must be set to this gateway's password")
+        if self.mqtt_tls_ca_file is None:
+            problems.append("SWITCHYARD_MQTT_TLS_CA_FILE must be set: the broker is reached by TLS")
+        if problems:
+            raise ValueError(
+                "; ".join(problems) + " (or set SWITCHYARD_DEV_MODE=true for local development)"
+            )
+        return self
+
+    @property
+    def mqtt_user(self) -> str:
+        """The MQTT user name: the configured one, else the DCU id the broker's ACL expects."""
+        return self.mqtt_username or self.dcu_id
 
     @property
     def store_path(self) -> Path:

@@ -1,11 +1,16 @@
-"""Start a real Mosquitto with a generated configuration (local stack, tests, benchmarks)."""
+"""Start a real Mosquitto with a generated configuration (local stack, tests, benchmarks); with
+`BrokerSecurity`, the project's secured broker: TLS, client certificates, passwords and the ACL."""
 
 from __future__ import annotations
 
+import os
+import pwd
 import shutil
-from dataclasses import dataclass
+import signal
+from dataclasses import dataclass, replace
 from pathlib import Path
 
+from switchyard.broker_credentials import BrokerCredentials, write_acl
 from switchyard.procs import ManagedProcess, ProcessStartError, free_port
 
 
@@ -18,6 +23,40 @@ def mosquitto_binary() -> str:
 
 
 @dataclass(frozen=True)
+class BrokerSecurity:
+    """Where the secured listener finds its certificates, password file and ACL."""
+
+    ca_file: Path
+    cert_file: Path
+    key_file: Path
+    password_file: Path
+    acl_file: Path
+
+    @classmethod
+    def from_credentials(cls, creds: BrokerCredentials, acl_file: Path) -> BrokerSecurity:
+        """The files of a credentials directory, with the ACL written at `acl_file`."""
+        return cls(
+            creds.ca_cert, creds.server_cert, creds.server_key, creds.password_file, acl_file
+        )
+
+
+def security_lines(security: BrokerSecurity) -> list[str]:
+    """The directives that secure the listener they follow (also in mosquitto/mosquitto.conf)."""
+    return [
+        "allow_anonymous false",
+        f"password_file {security.password_file}",
+        f"acl_file {security.acl_file}",
+        f"cafile {security.ca_file}",
+        f"certfile {security.cert_file}",
+        f"keyfile {security.key_file}",
+        # Both a certificate from our CA and a password: either alone gets nobody in.
+        "require_certificate true",
+        "use_identity_as_username false",
+        "tls_version tlsv1.2",
+    ]
+
+
+@dataclass(frozen=True)
 class BrokerConfig:
     """What the generated mosquitto.conf says."""
 
@@ -27,14 +66,19 @@ class BrokerConfig:
     max_inflight_messages: int = 1000
     max_queued_messages: int = 100_000
     extra_lines: tuple[str, ...] = ()
+    # None: a plain listener that lets anyone in (tests that are not about security).
+    security: BrokerSecurity | None = None
 
 
 def write_config(workdir: Path, config: BrokerConfig, port: int) -> Path:
     """Write mosquitto.conf for this broker into workdir and return its path."""
     workdir.mkdir(parents=True, exist_ok=True)
     lines = [
+        # Started as root, Mosquitto would switch to the `mosquitto` user and then be unable to
+        # read our 0600 keys and password file: it stays whoever started it.
+        f"user {pwd.getpwuid(os.getuid()).pw_name}",
         f"listener {port} {config.host}",
-        "allow_anonymous true",
+        *(security_lines(config.security) if config.security else ["allow_anonymous true"]),
         f"persistence {'true' if config.persistence else 'false'}",
         f"persistence_location {workdir}/",
         "autosave_interval 1",
@@ -61,6 +105,11 @@ class Broker:
     port: int
     workdir: Path
     process: ManagedProcess
+    security: BrokerSecurity | None = None
+
+    def reload(self) -> None:
+        """SIGHUP: Mosquitto re-reads its password file and ACL (credential rotation)."""
+        self.process.signal(signal.SIGHUP)
 
     def restart(self) -> None:
         """Start the broker again on the same port with the same config and persistence."""
@@ -77,4 +126,12 @@ def start_broker(workdir: Path, config: BrokerConfig | None = None) -> Broker:
         "mosquitto", [mosquitto_binary(), "-c", str(conf_path)], workdir / "mosquitto.log"
     ).start()
     process.wait_port(config.host, port)
-    return Broker(config.host, port, workdir, process)
+    return Broker(config.host, port, workdir, process, config.security)
+
+
+def start_secure_broker(
+    workdir: Path, creds: BrokerCredentials, config: BrokerConfig | None = None
+) -> Broker:
+    """Start Mosquitto with the project's security: TLS listener, passwords and the ACL."""
+    security = BrokerSecurity.from_credentials(creds, write_acl(workdir / "acl"))
+    return start_broker(workdir, replace(config or BrokerConfig(), security=security))

@@ -49,7 +49,67 @@ def build_parser() -> argparse.ArgumentParser:
     pay.add_argument("amount_paise", nargs="?", type=_positive, help="default: total payable")
     pay.add_argument("--state-dir", type=Path, default=Path(".switchyard/run"))
     pay.add_argument("--wait-s", type=float, default=10.0, help="how long to watch the relay")
+
+    creds = sub.add_parser(
+        "broker-credentials", help="make or update the broker's CA, certificates and passwords"
+    )
+    creds.add_argument("--dir", type=Path, default=Path("mosquitto/secrets"))
+    creds.add_argument("--gateway", action="append", default=[], help="a DCU id (repeatable)")
+    creds.add_argument("--host", action="append", default=[], help="broker host name or IP")
+    creds.add_argument("--rotate-password", action="append", default=[], metavar="USER")
+    creds.add_argument("--reissue", action="append", default=[], metavar="USER|server")
+    creds.add_argument("--remove", action="append", default=[], metavar="USER")
+
+    keys = sub.add_parser("signing-key", help="a new Ed25519 command signing key pair")
+    keys.add_argument("--key-id", default="k1", help="the id gateways will know it by")
+
+    tokens = sub.add_parser("token", help="API tokens: create, list, revoke")
+    token_sub = tokens.add_subparsers(dest="subcommand", required=True)
+    create = token_sub.add_parser("create", help="a new named token (printed once)")
+    create.add_argument("--name", required=True, help="who will use it, e.g. a person's login")
+    create.add_argument("--role", required=True, choices=["viewer", "operator"])
+    token_sub.add_parser("list", help="every token, without secrets")
+    revoke = token_sub.add_parser("revoke", help="revoke a token by its id")
+    revoke.add_argument("token_id")
     return parser
+
+
+def _broker_credentials(args: argparse.Namespace) -> int:
+    from switchyard.broker_credentials import CLOUD_USER, CredentialsError, ensure_credentials
+
+    try:
+        creds = ensure_credentials(
+            args.dir,
+            [CLOUD_USER, *args.gateway],
+            server_hosts=args.host or ["mosquitto", "localhost", "127.0.0.1"],
+            rotate_passwords=args.rotate_password,
+            reissue=args.reissue,
+            remove=args.remove,
+        )
+    except (CredentialsError, ProcessStartError) as exc:
+        print(f"switchyard broker-credentials: {exc}", file=sys.stderr)
+        return 2
+    print(f"credentials in {creds.directory}/ (users: {', '.join(sorted(creds.passwords))})")
+    print(f"  passwords for clients: {creds.passwords_file} (keep secret)")
+    print("  reload a running broker to apply: kill -HUP <mosquitto pid>")
+    return 0
+
+
+def _signing_key(args: argparse.Namespace) -> int:
+    from wire.signing import generate_private_key_b64, private_key_from_b64, public_key_b64
+
+    private = generate_private_key_b64()
+    public = public_key_b64(private_key_from_b64(private))
+    print(f"SWITCHYARD_SIGNING_KEY_ID={args.key_id}")
+    print(f"SWITCHYARD_SIGNING_PRIVATE_KEY={private}")
+    print(f'# gateways: add to SWITCHYARD_TRUSTED_KEYS  "{args.key_id}": "{public}"')
+    return 0
+
+
+def _token(args: argparse.Namespace) -> int:
+    from cloud.access.cli import run_token_command
+
+    return run_token_command(args)
 
 
 def _pay(args: argparse.Namespace) -> int:
@@ -124,6 +184,12 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.command == "pay":
         return _pay(args)
+    if args.command == "broker-credentials":
+        return _broker_credentials(args)
+    if args.command == "signing-key":
+        return _signing_key(args)
+    if args.command == "token":
+        return _token(args)
     raise AssertionError(f"unhandled command {args.command}")
 
 

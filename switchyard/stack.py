@@ -22,7 +22,8 @@ import httpx
 from cloud.db.migrate import upgrade_to_head
 from cloud.db.session import Database
 from cloud.onboarding import register_accounts
-from switchyard.broker import Broker, BrokerConfig, start_broker
+from switchyard.broker import Broker, BrokerConfig, start_secure_broker
+from switchyard.broker_credentials import CLOUD_USER, BrokerCredentials, ensure_credentials
 from switchyard.demo import DemoFleet, build_demo_fleet
 from switchyard.procs import ManagedProcess, ProcessStartError, free_port, stop_all
 from wire.signing import generate_private_key_b64, private_key_from_b64, public_key_b64
@@ -55,6 +56,14 @@ class StackOptions:
     gateway_mqtt_port: int | None = None
     # Share of demo accounts that start disconnected for non-payment.
     disconnected_share: float = 0.1
+    # Broker CA, certificates and passwords, made on first use and kept across runs.
+    # None: `secrets` next to the state directory (.switchyard/secrets by default).
+    secrets_dir: Path | None = None
+
+    @property
+    def broker_credentials_dir(self) -> Path:
+        """Where the broker's credentials live (outside the state directory, which is wiped)."""
+        return self.secrets_dir or self.state_dir.parent / "secrets"
 
 
 @dataclass
@@ -94,6 +103,7 @@ class LocalStack:
     secrets: StackSecrets
     fleet: DemoFleet
     broker: Broker | None = None
+    broker_credentials: BrokerCredentials | None = None
     sim: ManagedProcess | None = None
     clouds: list[ManagedProcess] = field(default_factory=list)
     gateways: dict[str, ManagedProcess] = field(default_factory=dict)
@@ -142,6 +152,17 @@ def _python(module: str) -> list[str]:
     return [sys.executable, "-m", module]
 
 
+def _mqtt_env(creds: BrokerCredentials, user: str) -> dict[str, str]:
+    """How one MQTT user reaches the secured broker: TLS, its certificate and its password."""
+    return {
+        "SWITCHYARD_MQTT_USERNAME": user,
+        "SWITCHYARD_MQTT_PASSWORD": creds.password(user),
+        "SWITCHYARD_MQTT_TLS_CA_FILE": str(creds.ca_cert),
+        "SWITCHYARD_MQTT_TLS_CERT_FILE": str(creds.client_cert(user)),
+        "SWITCHYARD_MQTT_TLS_KEY_FILE": str(creds.client_key(user)),
+    }
+
+
 async def _seed(database_url: str, fleet: DemoFleet) -> None:
     db = Database.from_url(database_url)
     try:
@@ -176,7 +197,16 @@ def start_stack(options: StackOptions) -> LocalStack:
 
 def _start_processes(stack: LocalStack) -> None:
     options, state = stack.options, stack.options.state_dir.resolve()
-    stack.broker = start_broker(state / "broker", BrokerConfig(port=options.mqtt_port))
+    stack.broker_credentials = ensure_credentials(
+        options.broker_credentials_dir.resolve(),
+        [CLOUD_USER, *stack.fleet.dcu_ids],
+        server_hosts=[options.host, "localhost", "127.0.0.1"],
+    )
+    stack.broker = start_secure_broker(
+        state / "broker",
+        stack.broker_credentials,
+        BrokerConfig(host=options.host, port=options.mqtt_port),
+    )
     stack.link_port = options.link_port or free_port()
     fleet_file = stack.fleet.write_sim_fleet(state / "fleet.json")
     stack.sim = _start_sim(stack, fleet_file, state / "logs")
@@ -216,7 +246,7 @@ def _start_sim(stack: LocalStack, fleet_file: Path, logs: Path) -> ManagedProces
 
 def _start_cloud(stack: LocalStack, number: int, port: int, logs: Path) -> ManagedProcess:
     options, s = stack.options, stack.secrets
-    assert stack.broker is not None
+    assert stack.broker is not None and stack.broker_credentials is not None
     mqtt_port = options.cloud_mqtt_port or stack.broker.port
     return ManagedProcess(
         f"cloud-{number}",
@@ -231,6 +261,7 @@ def _start_cloud(stack: LocalStack, number: int, port: int, logs: Path) -> Manag
                 "SWITCHYARD_HTTP_PORT": str(port),
                 "SWITCHYARD_MQTT_HOST": stack.broker.host,
                 "SWITCHYARD_MQTT_PORT": str(mqtt_port),
+                **_mqtt_env(stack.broker_credentials, CLOUD_USER),
                 "SWITCHYARD_OPERATOR_TOKEN": s.operator_token,
                 "SWITCHYARD_VIEWER_TOKEN": s.viewer_token,
                 "SWITCHYARD_WEBHOOK_SECRET": s.webhook_secret,
@@ -244,7 +275,7 @@ def _start_cloud(stack: LocalStack, number: int, port: int, logs: Path) -> Manag
 
 def _start_gateway(stack: LocalStack, dcu_id: str, state: Path) -> ManagedProcess:
     options = stack.options
-    assert stack.broker is not None
+    assert stack.broker is not None and stack.broker_credentials is not None
     mqtt_port = options.gateway_mqtt_port or stack.broker.port
     return ManagedProcess(
         f"gateway {dcu_id}",
@@ -255,6 +286,7 @@ def _start_gateway(stack: LocalStack, dcu_id: str, state: Path) -> ManagedProces
                 "SWITCHYARD_DCU_ID": dcu_id,
                 "SWITCHYARD_MQTT_HOST": stack.broker.host,
                 "SWITCHYARD_MQTT_PORT": str(mqtt_port),
+                **_mqtt_env(stack.broker_credentials, dcu_id),
                 "SWITCHYARD_LINK_HOST": options.host,
                 "SWITCHYARD_LINK_PORT": str(stack.link_port),
                 "SWITCHYARD_TRUSTED_KEYS": stack.secrets.trusted_keys_json,
@@ -304,7 +336,7 @@ def banner(stack: LocalStack, shown_accounts: int = 5) -> str:
         f"  viewer token   {stack.secrets.viewer_token}",
         f"  webhook secret {stack.secrets.webhook_secret}",
         f"  meters {len(stack.fleet.accounts)} on {len(stack.fleet.dcu_ids)} gateways;"
-        f" broker on port {stack.broker.port if stack.broker else '?'}",
+        f" broker on port {stack.broker.port if stack.broker else '?'} (TLS, passwords, ACL)",
         f"  logs and state in {stack.options.state_dir}/",
         "",
         "Disconnected for non-payment (pay one and watch the power come back):",

@@ -1,4 +1,5 @@
-"""Shared fixtures: a real Mosquitto per test, and cloud databases on SQLite and PostgreSQL.
+"""Shared fixtures: a real Mosquitto per test (plain, or secured with the project's TLS,
+passwords and ACL: `secure_broker`), and cloud databases on SQLite and PostgreSQL.
 
 Every test that takes `database_url` runs once per backend. PostgreSQL is a throwaway cluster
 started once per session with initdb/pg_ctl; each test gets a fresh database in it.
@@ -15,7 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from switchyard.broker import Broker, start_broker
+from switchyard.broker import Broker, start_broker, start_secure_broker
+from switchyard.broker_credentials import CLOUD_USER, BrokerCredentials, ensure_credentials
 from switchyard.postgres import PostgresCluster, start_cluster
 from switchyard.procs import ProcessStartError
 
@@ -24,6 +26,8 @@ BACKENDS = [
     for name in os.environ.get("SWITCHYARD_TEST_DATABASES", "sqlite,postgresql").split(",")
     if name.strip()
 ]
+# The DCUs every secured-broker test has credentials for.
+SECURE_DCUS = ("DCU01", "DCU02")
 
 
 @pytest.fixture
@@ -86,3 +90,19 @@ def module_database_url(
 ) -> str:
     """A fresh cloud database shared by one test module, once per backend."""
     return fresh_database_url(request.param, request, tmp_path_factory.mktemp("db"))
+
+
+@pytest.fixture
+def broker_credentials(tmp_path: Path) -> BrokerCredentials:
+    """A CA, server and client certificates and passwords for the cloud and SECURE_DCUS."""
+    return ensure_credentials(tmp_path / "broker-secrets", [CLOUD_USER, *SECURE_DCUS])
+
+
+@pytest.fixture
+def secure_broker(tmp_path: Path, broker_credentials: BrokerCredentials) -> Iterator[Broker]:
+    """A fresh Mosquitto with the project's security: TLS only, passwords, per-DCU ACL."""
+    running = start_secure_broker(tmp_path / "secure-broker", broker_credentials)
+    try:
+        yield running
+    finally:
+        running.process.stop()

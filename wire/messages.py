@@ -89,7 +89,9 @@ class Ack(_Message):
     version: int | None = None
     at_ms: UnixMs
     reason: Reason = ""
-    # True for `failed` when trying again may help (meter unreachable), not for a refusal.
+    # True when trying again may help: `failed` because the meter did not answer, or `rejected`
+    # for one copy whose refusal the gateway did not keep (unverified signature, wrong topic,
+    # malformed), so that a forged copy cannot end the genuine command.
     retryable: bool = False
 
 

@@ -101,6 +101,20 @@ class CommandSigner:
         fields["signature"] = base64.b64encode(signature).decode()
         return Command.model_validate(fields)
 
+    def resign(self, command: Command) -> Command:
+        """The same command signed with this key, e.g. when the cloud moved to a new key while
+        the command waited in the outbox."""
+        return self.sign(
+            command_id=command.command_id,
+            meter_id=command.meter_id,
+            dcu_id=command.dcu_id,
+            action=command.action,
+            version=command.version,
+            reason=command.reason,
+            issued_at_ms=command.issued_at_ms,
+            expires_at_ms=command.expires_at_ms,
+        )
+
 
 class KeyRing:
     """The set of cloud public keys a gateway trusts, by key id."""

@@ -2,64 +2,27 @@
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-from dataclasses import dataclass
-from enum import IntEnum
 from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from cloud.access.audit import AuditAction, AuditOutcome, AuditRecord, record_audit
+from cloud.access.tokens import Principal, Role, TokenAuthenticator
+from cloud.clock import utcnow
 from cloud.errors import Forbidden, Unauthorized
 from cloud.runtime import CloudRuntime
-from cloud.settings import CloudSettings
 
-
-class Role(IntEnum):
-    """Roles, ordered: an operator can do all a viewer can."""
-
-    VIEWER = 1
-    OPERATOR = 2
-
-
-@dataclass(frozen=True)
-class Principal:
-    """Who is calling."""
-
-    name: str
-    role: Role
-
-
-def _digest(token: str) -> bytes:
-    return hashlib.sha256(token.encode()).digest()
-
-
-class TokenAuthenticator:
-    """Knows tokens only by their SHA-256; compares in constant time."""
-
-    def __init__(self, tokens: dict[Role, str]) -> None:
-        self._digests = [(role, _digest(token)) for role, token in tokens.items() if token]
-
-    @classmethod
-    def from_settings(cls, settings: CloudSettings) -> TokenAuthenticator:
-        """Build from the configured operator and viewer tokens."""
-        return cls(
-            {
-                Role.OPERATOR: settings.operator_token.get_secret_value(),
-                Role.VIEWER: settings.viewer_token.get_secret_value(),
-            }
-        )
-
-    def authenticate(self, token: str) -> Principal | None:
-        """The principal a token belongs to, or None."""
-        given = _digest(token)
-        found: Role | None = None
-        for role, digest in self._digests:
-            if hmac.compare_digest(digest, given):
-                found = role
-        return Principal(found.name.lower(), found) if found is not None else None
-
+__all__ = [
+    "OperatorDep",
+    "Principal",
+    "Role",
+    "RuntimeDep",
+    "TokenAuthenticator",
+    "ViewerDep",
+    "require_operator",
+    "require_viewer",
+]
 
 _bearer = HTTPBearer(auto_error=False)
 
@@ -73,15 +36,18 @@ def get_runtime(request: Request) -> CloudRuntime:
 RuntimeDep = Annotated[CloudRuntime, Depends(get_runtime)]
 
 
-def _principal(
+async def _principal(
     request: Request,
+    runtime: RuntimeDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Principal:
     if credentials is None or credentials.scheme.lower() != "bearer":
+        runtime.metrics.auth_failures.labels("missing").inc()
         raise Unauthorized("a bearer token is required")
     authenticator: TokenAuthenticator = request.app.state.authenticator
-    principal = authenticator.authenticate(credentials.credentials)
+    principal = await authenticator.authenticate(credentials.credentials)
     if principal is None:
+        runtime.metrics.auth_failures.labels("unknown").inc()
         raise Unauthorized("unknown token")
     return principal
 
@@ -91,9 +57,25 @@ def require_viewer(principal: Annotated[Principal, Depends(_principal)]) -> Prin
     return principal
 
 
-def require_operator(principal: Annotated[Principal, Depends(_principal)]) -> Principal:
-    """Only operators."""
+async def require_operator(
+    request: Request, runtime: RuntimeDep, principal: Annotated[Principal, Depends(_principal)]
+) -> Principal:
+    """Only operators; a viewer's attempt is refused and kept in the audit log."""
     if principal.role < Role.OPERATOR:
+        runtime.metrics.auth_failures.labels("forbidden").inc()
+        route = request.scope.get("route")
+        what = getattr(route, "path", request.url.path)
+        await record_audit(
+            runtime.db,
+            AuditRecord(
+                actor=principal,
+                action=AuditAction.ACCESS_DENIED,
+                target=f"{request.method} {what}",
+                outcome=AuditOutcome.DENIED,
+                at=utcnow(),
+                detail={"path": request.url.path},
+            ),
+        )
         raise Forbidden("this action needs the operator role")
     return principal
 

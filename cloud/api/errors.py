@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from cloud.errors import ApiError
+from cloud.api.schemas import ErrorOut
+from cloud.errors import ApiError, RateLimited
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +29,25 @@ _HTTP_CODES = {
 }
 
 
+_DESCRIPTIONS = {
+    400: "Malformed request",
+    401: "No bearer token, or an unknown or revoked one",
+    403: "The token's role may not do this",
+    404: "Not found",
+    409: "Conflicts with the current state",
+    413: "Body too large",
+    422: "Invalid parameters or body",
+    429: "Rate limited; see Retry-After",
+}
+
+
+def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI entries for the errors a route may answer, all in the `{code, message}` shape."""
+    return {
+        status: {"model": ErrorOut, "description": _DESCRIPTIONS[status]} for status in statuses
+    }
+
+
 def error_body(code: str, message: str) -> dict[str, str]:
     """The JSON shape of every error."""
     return {"code": code, "message": message}
@@ -38,6 +59,8 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
         headers = {"WWW-Authenticate": "Bearer"} if exc.status_code == 401 else None
+        if isinstance(exc, RateLimited):
+            headers = {"Retry-After": str(exc.retry_after_s)}
         return JSONResponse(
             error_body(exc.code, exc.message), status_code=exc.status_code, headers=headers
         )

@@ -11,7 +11,14 @@ from fastapi import Query
 from cloud.errors import Unprocessable
 
 LimitQuery = Annotated[int, Query(ge=1, le=1000, description="page size")]
-CursorQuery = Annotated[str | None, Query(max_length=200, description="from `next_cursor`")]
+# Exactly the strings encode_cursor makes (URL-safe base64 with padding), so that every cursor
+# the schema admits can be decoded.
+CURSOR_PATTERN = (
+    r"^(?:[A-Za-z0-9_-]{4}){0,49}(?:[A-Za-z0-9_-]{4}|[A-Za-z0-9_-]{3}=|[A-Za-z0-9_-]{2}==)$"
+)
+CursorQuery = Annotated[
+    str | None, Query(max_length=200, pattern=CURSOR_PATTERN, description="from `next_cursor`")
+]
 
 
 def encode_cursor(last_key: str) -> str:
@@ -24,7 +31,10 @@ def decode_cursor(cursor: str | None) -> str | None:
     if cursor is None:
         return None
     try:
-        key = base64.b64decode(cursor.encode(), altchars=b"-_", validate=True).decode()
+        raw = base64.b64decode(cursor.encode(), altchars=b"-_", validate=True)
+        # A cursor is only a bound to continue after; a mangled one still names a bound. NUL
+        # cannot be sent to PostgreSQL in a string, so it becomes a replacement character too.
+        key = raw.decode(errors="replace").replace("\x00", "\ufffd")
         if not key:
             raise ValueError("empty cursor")
         return key

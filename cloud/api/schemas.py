@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from datetime import date, datetime
-from typing import Annotated, Generic, Literal, TypeVar
+from typing import Annotated, Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from cloud.db.models import Command, CommandTransition, Gateway, Meter
+from cloud.db.models import AuditEntry, Command, CommandTransition, Gateway, Meter
 from wire import Action, RelayState
 
 T = TypeVar("T")
@@ -163,3 +164,42 @@ class HealthOut(BaseModel):
     database: Literal["ok", "error"]
     broker: Literal["connected", "disconnected"]
     instance_id: str
+
+
+class AuditEntryOut(BaseModel):
+    """One audit log entry: who (token name, role), when, what, on what, why, and the outcome."""
+
+    audit_id: int
+    at: datetime
+    actor: str
+    token_id: str | None
+    role: str
+    action: str
+    target: str
+    reason: str
+    outcome: str
+    detail: dict[str, Any]
+
+    @classmethod
+    def build(cls, entry: AuditEntry) -> AuditEntryOut:
+        """From the row; `detail` is stored as JSON text."""
+        detail = json.loads(entry.detail) if entry.detail else {}
+        return cls(
+            audit_id=entry.audit_id,
+            at=entry.at,
+            actor=entry.actor,
+            token_id=entry.token_id,
+            role=entry.role,
+            action=entry.action,
+            target=entry.target,
+            reason=entry.reason,
+            outcome=entry.outcome,
+            detail=detail if isinstance(detail, dict) else {"value": detail},
+        )
+
+
+class ErrorOut(BaseModel):
+    """Every error: a stable machine-readable code and a message for people."""
+
+    code: str
+    message: str

@@ -125,6 +125,8 @@ class AckApplier:
                 relay = ack.relay.value if ack.relay else "unknown"
                 detail = f"relay read back {relay}"
                 await self._finish(session, command, CommandState.FAILED, now, detail)
+        elif ack.status is AckStatus.REJECTED and ack.retryable:
+            await self._rejected_copy(session, ack, command, now)
         elif ack.status is AckStatus.REJECTED:
             await self._finish(session, command, CommandState.REJECTED, now, ack.reason)
         elif ack.status is AckStatus.EXPIRED:
@@ -137,6 +139,19 @@ class AckApplier:
             await self._finish(session, command, CommandState.TIMED_OUT, now, ack.reason)
         else:
             await self._finish(session, command, CommandState.FAILED, now, ack.reason)
+
+    async def _rejected_copy(
+        self, session: AsyncSession, ack: Ack, command: Command, now: datetime
+    ) -> None:
+        # The gateway refused one copy it could not verify (maybe a forgery); our own copy is
+        # still in play, and the dispatcher republishes it on the ack timeout. Only when every
+        # attempt was refused (a key the gateway does not trust) is the command REJECTED.
+        if command.state == CommandState.DELIVERED.value:
+            return  # the gateway already accepted the genuine command
+        if command.attempts < self._policy.max_attempts:
+            command.detail = ack.reason[:200]
+            return
+        await self._finish(session, command, CommandState.REJECTED, now, ack.reason)
 
     async def _finish(
         self,

@@ -26,6 +26,8 @@ from cloud.db.models import Command, Gateway
 from cloud.db.session import Database
 from cloud.errors import BrokerUnavailable
 from cloud.metrics import CloudMetrics
+from wire import Command as WireCommand
+from wire import CommandSigner, decode, encode
 from wire.topics import command_topic
 
 log = logging.getLogger(__name__)
@@ -77,12 +79,17 @@ class Dispatcher:
         policy: DispatchPolicy,
         metrics: CloudMetrics,
         clock: Clock = utcnow,
+        *,
+        signer: CommandSigner | None = None,
     ) -> None:
         self._db = db
         self._publisher = publisher
         self._policy = policy
         self._metrics = metrics
         self._clock = clock
+        # Commands signed with an older key are signed again with the current one when they
+        # are (re)published, so a key can be retired at the gateways once the outbox has moved.
+        self._signer = signer
         self._wake = asyncio.Event()
 
     def wake(self) -> None:
@@ -236,6 +243,10 @@ class Dispatcher:
         delay_s = self._policy.retry_delay_s(command.attempts)
         command.next_attempt_at = now + timedelta(seconds=delay_s)
         expiry_s = max(1, int((command.expires_at - now).total_seconds()))
+        if self._signer is not None:
+            signed = decode(WireCommand, command.payload)
+            if signed.key_id != self._signer.key_id:
+                command.payload = encode(self._signer.resign(signed)).decode()
         return Outgoing(
             command.command_id,
             command_topic(command.dcu_id, command.meter_id),

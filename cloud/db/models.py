@@ -174,3 +174,39 @@ class MeterEventRecord(Base):
     relay: Mapped[str | None] = mapped_column(String(32))
     at: Mapped[datetime] = mapped_column(UtcDateTime)
     received_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class ApiToken(Base):
+    """A named API bearer token; only the SHA-256 of its secret part is stored."""
+
+    __tablename__ = "api_tokens"
+
+    token_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), index=True)
+    role: Mapped[str] = mapped_column(String(16))
+    secret_sha256: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    created_by: Mapped[str] = mapped_column(String(64))
+    revoked_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    revoked_by: Mapped[str | None] = mapped_column(String(64))
+
+
+class AuditEntry(Base):
+    """One operator action or refused attempt: who, when, what, why, and how it ended."""
+
+    __tablename__ = "audit_log"
+    __table_args__ = (
+        Index("ix_audit_action_at", "action", "at"),
+        Index("ix_audit_actor_at", "actor", "at"),
+    )
+
+    audit_id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(UtcDateTime)
+    actor: Mapped[str] = mapped_column(String(64))
+    token_id: Mapped[str | None] = mapped_column(String(32))
+    role: Mapped[str] = mapped_column(String(16))
+    action: Mapped[str] = mapped_column(String(64))
+    target: Mapped[str] = mapped_column(String(200))
+    reason: Mapped[str] = mapped_column(String(200), default="")
+    outcome: Mapped[str] = mapped_column(String(32))
+    detail: Mapped[str] = mapped_column(Text, default="")

@@ -175,6 +175,8 @@ class GatewayRunner:
         env = {key: value for key, value in os.environ.items() if not key.startswith("SWITCHYARD_")}
         link_host, link_port = self.link.address
         env |= {
+            # A plain broker without passwords or TLS: allowed only in development mode.
+            "SWITCHYARD_DEV_MODE": "true",
             "SWITCHYARD_DCU_ID": DCU,
             "SWITCHYARD_MQTT_HOST": self.broker.host,
             "SWITCHYARD_MQTT_PORT": str(self.broker.port),

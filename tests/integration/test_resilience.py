@@ -14,15 +14,16 @@ from pathlib import Path
 
 import paho.mqtt.client as paho
 import pytest
-from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
 from cloud.db.models import Command
 from cloud.db.session import Database
+from switchyard.broker_credentials import CLOUD_USER
 from switchyard.faultproxy import FaultProxy
 from switchyard.procs import free_port
 from switchyard.stack import LocalStack, StackOptions, start_stack
 from tests.conftest import BACKENDS
 from tests.support.meterlink_probe import MeterLinkProbe
+from tests.support.mqtt import connect_as, subscribe
 from tests.support.stack_api import StackApi, wait_for
 
 pytestmark = pytest.mark.integration
@@ -37,6 +38,9 @@ FAST_CLOUD = {
     "SWITCHYARD_MQTT_KEEPALIVE_S": "5",
     "SWITCHYARD_MQTT_RECONNECT_MIN_S": "0.2",
     "SWITCHYARD_MQTT_RECONNECT_MAX_S": "1",
+    # These tests command every meter by hand: lift the operator rate limit.
+    "SWITCHYARD_MANUAL_COMMANDS_PER_ACTOR": "100000",
+    "SWITCHYARD_MANUAL_COMMANDS_TOTAL": "100000",
 }
 FAST_GATEWAY = {
     "SWITCHYARD_MQTT_KEEPALIVE_S": "5",
@@ -271,7 +275,7 @@ def test_two_cloud_processes_split_the_work_and_do_it_once(
     second = StackApi(stack, stack.api_urls[1])
     assert stack.broker is not None
     publishes: dict[str, int] = {}
-    watcher = _watch_commands(stack.broker.port, publishes)
+    watchers = _watch_commands(stack, publishes)
     try:
         issued: dict[str, str] = {}
         for n, account in enumerate(stack.fleet.accounts):
@@ -280,8 +284,9 @@ def test_two_cloud_processes_split_the_work_and_do_it_once(
             issued[account.meter_id] = api.command(account.meter_id, action)["command_id"]
         finals = first.wait_final(list(issued.values()))
     finally:
-        watcher.loop_stop()
-        watcher.disconnect()
+        for watcher in watchers:
+            watcher.loop_stop()
+            watcher.disconnect()
     assert {c["state"] for c in finals} == {"SUCCEEDED"}
     for command in finals:
         assert publishes.get(command["command_id"]) == command["attempts"], command
@@ -294,21 +299,22 @@ def test_two_cloud_processes_split_the_work_and_do_it_once(
     assert total_acks == 2 * len(finals), "each received and executed ack applied exactly once"
 
 
-def _watch_commands(port: int, publishes: dict[str, int]) -> paho.Client:
-    subscribed = threading.Event()
-    client = paho.Client(CallbackAPIVersion.VERSION2, protocol=MQTTProtocolVersion.MQTTv5)
+def _watch_commands(stack: LocalStack, publishes: dict[str, int]) -> list[paho.Client]:
+    """Count every command publish, per command id, as each gateway's own user sees them."""
+    lock = threading.Lock()
 
     def on_message(_c: paho.Client, _u: object, message: paho.MQTTMessage) -> None:
         command_id = json.loads(message.payload)["command_id"]
-        publishes[command_id] = publishes.get(command_id, 0) + 1
+        with lock:
+            publishes[command_id] = publishes.get(command_id, 0) + 1
 
-    client.on_message = on_message
-    client.on_subscribe = lambda *_args: subscribed.set()
-    client.connect("127.0.0.1", port)
-    client.subscribe("sy/v1/dcu/+/meter/+/cmd", qos=1)
-    client.loop_start()
-    assert subscribed.wait(10)
-    return client
+    watchers = []
+    for dcu_id in stack.fleet.dcu_ids:
+        client = connect_as(stack, dcu_id)
+        client.on_message = on_message
+        subscribe(client, f"sy/v1/dcu/{dcu_id}/meter/+/cmd")
+        watchers.append(client)
+    return watchers
 
 
 def test_malformed_payloads_are_counted_and_do_not_block_what_follows(
@@ -316,9 +322,7 @@ def test_malformed_payloads_are_counted_and_do_not_block_what_follows(
 ) -> None:
     stack, api = _start(started, _options(tmp_path, database_url))
     assert stack.broker is not None
-    client = paho.Client(CallbackAPIVersion.VERSION2, protocol=MQTTProtocolVersion.MQTTv5)
-    client.connect("127.0.0.1", stack.broker.port)
-    client.loop_start()
+    client = connect_as(stack, "DCU01")
     garbage = {
         "ack": "sy/v1/dcu/DCU01/meter/MTR000001/ack",
         "event": "sy/v1/dcu/DCU01/meter/MTR000001/event",
@@ -327,11 +331,14 @@ def test_malformed_payloads_are_counted_and_do_not_block_what_follows(
     for topic in garbage.values():
         client.publish(topic, b"\x00not json", qos=1).wait_for_publish(5)
         client.publish(topic, b'{"dcu_id": "DCU01"}', qos=1).wait_for_publish(5)
-    client.publish(
-        "sy/v1/dcu/DCU01/meter/MTR000001/cmd", b'{"command_id": 1', qos=1
-    ).wait_for_publish(5)
     client.loop_stop()
     client.disconnect()
+    cloud = connect_as(stack, CLOUD_USER)
+    cloud.publish(
+        "sy/v1/dcu/DCU01/meter/MTR000001/cmd", b'{"command_id": 1', qos=1
+    ).wait_for_publish(5)
+    cloud.loop_stop()
+    cloud.disconnect()
 
     for kind in garbage:
         wait_for(

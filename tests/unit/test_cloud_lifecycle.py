@@ -360,10 +360,8 @@ async def test_partial_payment_credits_and_queues_nothing(harness: Harness) -> N
     assert (await h.meter(h.disconnected_meter)).desired_relay == "disconnected"
 
 
-async def test_executed_overtaking_received_still_leaves_a_complete_trail(harness: Harness) -> None:
-    h = harness
-    await h.birth()
-    command = await issue_manual_command(
+async def _manual(h: Harness) -> Command:
+    return await issue_manual_command(
         h.db,
         h.factory,
         meter_id="MTR000002",
@@ -372,6 +370,74 @@ async def test_executed_overtaking_received_still_leaves_a_complete_trail(harnes
         actor="op",
         clock=h.clock,
     )
+
+
+async def test_rejection_of_an_unverified_copy_leaves_the_genuine_command_in_play(
+    harness: Harness,
+) -> None:
+    h = harness
+    await h.birth()
+    command = await _manual(h)
+    await h.dispatcher.dispatch_once()
+    # A forged copy with our command id reached the gateway first; it said so, retryably.
+    reason = "bad signature: signature does not verify"
+    await h.ack(command.command_id, AckStatus.REJECTED, reason=reason, retryable=True)
+    refused = await h.command(command.command_id)
+    assert (refused.state, refused.detail) == ("SENT", reason)
+
+    await h.ack(command.command_id, AckStatus.RECEIVED)
+    await h.ack(command.command_id, AckStatus.REJECTED, reason=reason, retryable=True)
+    await h.ack(command.command_id, AckStatus.EXECUTED, relay=RelayState.DISCONNECTED)
+    assert (await h.command(command.command_id)).state == "SUCCEEDED"
+
+
+async def test_every_attempt_refused_for_an_untrusted_key_ends_rejected(harness: Harness) -> None:
+    h = harness
+    await h.birth()
+    command = await _manual(h)
+    reason = "unknown signing key 'k1'"
+    for attempt in range(1, 4):
+        await h.dispatcher.dispatch_once()
+        assert (await h.command(command.command_id)).attempts == attempt
+        await h.ack(command.command_id, AckStatus.REJECTED, reason=reason, retryable=True)
+        h.clock.advance(60)
+    final = await h.command(command.command_id)
+    assert (final.state, final.attempts, final.detail) == ("REJECTED", 3, reason)
+    assert len(h.publisher.published) == 3
+
+
+async def test_dispatcher_signs_queued_commands_again_with_the_current_key(
+    harness: Harness,
+) -> None:
+    h = harness
+    await h.birth()
+    queued = await _manual(h)  # signed with k1 by the harness's factory
+    current = CommandSigner.from_b64("k2", generate_private_key_b64())
+    policy = DispatchPolicy(
+        ack_timeout_s=5,
+        execution_timeout_s=30,
+        max_attempts=3,
+        backoff_cap_s=60,
+        batch=100,
+        poll_s=1,
+    )
+    rotated = Dispatcher(h.db, h.publisher, policy, CloudMetrics(), clock=h.clock, signer=current)
+    assert await rotated.dispatch_once() == 1
+
+    published = decode(WireCommand, h.publisher.published[0][1])
+    KeyRing.from_b64({"k2": public_key_b64(current.private_key)}).verify(published)
+    original = decode(WireCommand, queued.payload)
+    assert published.key_id == "k2"
+    assert published.model_dump(exclude={"key_id", "signature"}) == original.model_dump(
+        exclude={"key_id", "signature"}
+    )
+    assert (await h.command(queued.command_id)).payload == h.publisher.published[0][1].decode()
+
+
+async def test_executed_overtaking_received_still_leaves_a_complete_trail(harness: Harness) -> None:
+    h = harness
+    await h.birth()
+    command = await _manual(h)
     await h.dispatcher.dispatch_once()
     await h.ack(command.command_id, AckStatus.EXECUTED, relay=RelayState.DISCONNECTED)
     await h.ack(command.command_id, AckStatus.RECEIVED)

@@ -604,3 +604,43 @@ async def _crash_after_inbox_write(db: Path, command: Command) -> None:
         await store.save(entry, applies_version=True)
     finally:
         await store.close()
+
+
+@pytest.mark.parametrize("copy", ["bad_signature", "unknown_key", "wrong_topic"])
+async def test_a_refused_copy_arriving_first_does_not_block_the_genuine_command(
+    gateway: Harness, link: FakeLink, broker: FakeBroker, command: CommandFactory, copy: str
+) -> None:
+    genuine = command(Action.DISCONNECT)
+    stranger = CommandSigner.from_b64("k9", generate_private_key_b64())
+    if copy == "bad_signature":
+        gateway.submit(_forged(genuine))
+    elif copy == "unknown_key":
+        gateway.submit(stranger.resign(genuine))
+    else:  # the genuine payload, misdelivered on another meter's topic
+        gateway.submit(genuine, topic=wire_topics.command_topic(DCU, "MTR2"))
+    await gateway.settle()
+    gateway.submit(genuine)
+    await gateway.settle()
+
+    acks = broker.acks(genuine.command_id)
+    assert [ack.status for ack in acks] == [
+        AckStatus.REJECTED,
+        AckStatus.RECEIVED,
+        AckStatus.EXECUTED,
+    ]
+    assert acks[0].retryable, "the refusal of a copy is not the genuine command's final answer"
+    assert link.meters["MTR1"].control_state is ControlState.DISCONNECTED
+    assert link.meters["MTR2"].operations == 0
+
+
+async def test_refusals_of_genuine_commands_are_still_stored_and_final(
+    gateway: Harness, broker: FakeBroker, command: CommandFactory
+) -> None:
+    expired = command(expires_at_ms=now_ms() - 1000)
+    gateway.submit(expired)
+    gateway.submit(expired)
+    await gateway.settle()
+
+    acks = broker.acks(expired.command_id)
+    assert [(ack.status, ack.retryable) for ack in acks] == [(AckStatus.EXPIRED, False)] * 2
+    assert gateway.metrics.commands_duplicate == 1

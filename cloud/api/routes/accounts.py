@@ -9,6 +9,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cloud.api.deps import RuntimeDep, ViewerDep
+from cloud.api.errors import error_responses
 from cloud.api.pagination import CursorQuery, LimitQuery, decode_cursor, encode_cursor
 from cloud.api.schemas import AccountOut, DuesOut, MeterOut, Page, power_status
 from cloud.db.models import Account, Meter
@@ -22,7 +23,7 @@ router = APIRouter(prefix="/api/v1/accounts", tags=["accounts"])
 AccountIdPath = Annotated[str, Path(pattern=ID_PATTERN)]
 
 
-@router.get("/{account_id}/dues", response_model=DuesOut)
+@router.get("/{account_id}/dues", response_model=DuesOut, responses=error_responses(404, 422))
 async def get_dues(account_id: AccountIdPath, runtime: RuntimeDep) -> DuesOut:
     """Outstanding dues, reconnection fee and total payable — what the consumer pays."""
     async with runtime.db.read() as session:
@@ -57,7 +58,7 @@ async def get_dues(account_id: AccountIdPath, runtime: RuntimeDep) -> DuesOut:
     )
 
 
-@router.get("", response_model=Page[AccountOut])
+@router.get("", response_model=Page[AccountOut], responses=error_responses(401, 422))
 async def list_accounts(
     runtime: RuntimeDep,
     _: ViewerDep,
@@ -84,7 +85,7 @@ async def list_accounts(
     return Page[AccountOut](items=items, next_cursor=next_cursor)
 
 
-@router.get("/{account_id}", response_model=AccountOut)
+@router.get("/{account_id}", response_model=AccountOut, responses=error_responses(401, 404, 422))
 async def get_account(account_id: AccountIdPath, runtime: RuntimeDep, _: ViewerDep) -> AccountOut:
     """One account with its meter, balance and status."""
     async with runtime.db.read() as session:

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Path, Query
 from sqlalchemy import select
 
 from cloud.api.deps import RuntimeDep, ViewerDep
+from cloud.api.errors import error_responses
 from cloud.api.pagination import CursorQuery, LimitQuery, decode_cursor, encode_cursor
 from cloud.api.schemas import CommandDetailOut, CommandOut, Page
 from cloud.commands.lifecycle import CommandState
@@ -20,7 +21,9 @@ router = APIRouter(prefix="/api/v1/commands", tags=["commands"])
 CommandIdPath = Annotated[str, Path(pattern=r"^[0-9a-f-]{36}$")]
 
 
-@router.get("/{command_id}", response_model=CommandDetailOut)
+@router.get(
+    "/{command_id}", response_model=CommandDetailOut, responses=error_responses(401, 404, 422)
+)
 async def get_command(
     command_id: CommandIdPath, runtime: RuntimeDep, _: ViewerDep
 ) -> CommandDetailOut:
@@ -41,7 +44,7 @@ async def get_command(
     return CommandDetailOut.build(command, transitions)
 
 
-@router.get("", response_model=Page[CommandOut])
+@router.get("", response_model=Page[CommandOut], responses=error_responses(401, 422))
 async def list_commands(
     runtime: RuntimeDep,
     _: ViewerDep,

@@ -6,13 +6,14 @@ from fastapi import APIRouter
 from sqlalchemy import select
 
 from cloud.api.deps import RuntimeDep, ViewerDep
+from cloud.api.errors import error_responses
 from cloud.api.schemas import GatewayOut
 from cloud.db.models import Gateway
 
 router = APIRouter(prefix="/api/v1/gateways", tags=["gateways"])
 
 
-@router.get("", response_model=list[GatewayOut])
+@router.get("", response_model=list[GatewayOut], responses=error_responses(401))
 async def list_gateways(runtime: RuntimeDep, _: ViewerDep) -> list[GatewayOut]:
     """Every DCU with presence, meter count and last birth."""
     async with runtime.db.read() as session:

@@ -15,7 +15,11 @@ router = APIRouter(tags=["health"])
 log = logging.getLogger(__name__)
 
 
-@router.get("/healthz", response_model=HealthOut)
+@router.get(
+    "/healthz",
+    response_model=HealthOut,
+    responses={503: {"model": HealthOut, "description": "The database does not answer"}},
+)
 async def healthz(runtime: RuntimeDep, response: Response) -> HealthOut:
     """Liveness; 503 when the database does not answer."""
     try:
@@ -36,7 +40,11 @@ async def healthz(runtime: RuntimeDep, response: Response) -> HealthOut:
     )
 
 
-@router.get("/metrics", response_class=Response)
+@router.get(
+    "/metrics",
+    response_class=Response,
+    responses={200: {"content": {CONTENT_TYPE_LATEST: {"schema": {"type": "string"}}}}},
+)
 async def metrics(runtime: RuntimeDep) -> Response:
     """Prometheus exposition of this process's metrics."""
     return Response(generate_latest(runtime.metrics.registry), media_type=CONTENT_TYPE_LATEST)

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Path, Query, status
 from sqlalchemy import select
 
 from cloud.api.deps import OperatorDep, RuntimeDep, ViewerDep
+from cloud.api.errors import error_responses
 from cloud.api.pagination import CursorQuery, LimitQuery, decode_cursor, encode_cursor
 from cloud.api.schemas import CommandOut, CommandRequestIn, MeterOut, Page
 from cloud.commands.operator import issue_manual_command
@@ -21,7 +22,7 @@ router = APIRouter(prefix="/api/v1/meters", tags=["meters"])
 MeterIdPath = Annotated[str, Path(pattern=ID_PATTERN)]
 
 
-@router.get("", response_model=Page[MeterOut])
+@router.get("", response_model=Page[MeterOut], responses=error_responses(401, 422))
 async def list_meters(
     runtime: RuntimeDep,
     _: ViewerDep,
@@ -46,7 +47,7 @@ async def list_meters(
     return Page[MeterOut](items=items, next_cursor=next_cursor)
 
 
-@router.get("/{meter_id}", response_model=MeterOut)
+@router.get("/{meter_id}", response_model=MeterOut, responses=error_responses(401, 404, 422))
 async def get_meter(meter_id: MeterIdPath, runtime: RuntimeDep, _: ViewerDep) -> MeterOut:
     """Desired and reported relay state, control mode, DCU and last seen."""
     async with runtime.db.read() as session:
@@ -57,7 +58,10 @@ async def get_meter(meter_id: MeterIdPath, runtime: RuntimeDep, _: ViewerDep) ->
 
 
 @router.post(
-    "/{meter_id}/commands", response_model=CommandOut, status_code=status.HTTP_202_ACCEPTED
+    "/{meter_id}/commands",
+    response_model=CommandOut,
+    status_code=status.HTTP_202_ACCEPTED,
+    responses=error_responses(400, 401, 403, 404, 422, 429),
 )
 async def command_meter(
     meter_id: MeterIdPath,
@@ -65,7 +69,9 @@ async def command_meter(
     runtime: RuntimeDep,
     operator: OperatorDep,
 ) -> CommandOut:
-    """Queue a manual connect or disconnect; it supersedes any older active command."""
+    """Queue a manual connect or disconnect; it supersedes any older active command.
+
+    Kept in the audit log with who asked and why; limited per operator and in total (429)."""
     command = await issue_manual_command(
         runtime.db,
         runtime.factory,
@@ -73,6 +79,7 @@ async def command_meter(
         meter_id=meter_id,
         action=body.action,
         reason=body.reason,
-        actor=operator.name,
+        actor=operator,
+        limit=runtime.command_limit,
     )
     return CommandOut.model_validate(command)

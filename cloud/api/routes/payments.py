@@ -6,8 +6,10 @@ import logging
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Request
+from starlette.requests import ClientDisconnect
 
 from cloud.api.deps import RuntimeDep
+from cloud.api.errors import error_responses
 from cloud.api.schemas import WebhookOut
 from cloud.clock import utcnow
 from cloud.errors import ApiError, PayloadTooLarge, Unauthorized
@@ -19,7 +21,18 @@ log = logging.getLogger(__name__)
 MAX_BODY_BYTES = 64 * 1024
 
 
-@router.post("/webhook", response_model=WebhookOut)
+@router.post(
+    "/webhook",
+    response_model=WebhookOut,
+    responses=error_responses(400, 401, 413, 422),
+    # The body is read raw (the signature covers its exact bytes), so it is declared here.
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": {"type": "object"}}},
+        }
+    },
+)
 async def payment_webhook(
     request: Request,
     runtime: RuntimeDep,
@@ -29,7 +42,8 @@ async def payment_webhook(
     """Record a captured payment durably, then answer; reconnection proceeds on its own."""
     received_at = utcnow()
     raw_body = await _read_limited(request)
-    secrets = [runtime.settings.webhook_secret.get_secret_value()]
+    # During a rotation the previous secret is valid too, until its window ends.
+    secrets = runtime.settings.webhook_secrets(received_at)
     if not signature_valid(raw_body, x_razorpay_signature, secrets):
         runtime.metrics.webhooks.labels("bad_signature").inc()
         raise Unauthorized("webhook signature does not match")
@@ -56,8 +70,12 @@ async def _read_limited(request: Request) -> bytes:
     if declared is not None and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
         raise PayloadTooLarge(f"body larger than {MAX_BODY_BYTES} bytes")
     body = bytearray()
-    async for chunk in request.stream():
-        body.extend(chunk)
-        if len(body) > MAX_BODY_BYTES:
-            raise PayloadTooLarge(f"body larger than {MAX_BODY_BYTES} bytes")
+    try:
+        async for chunk in request.stream():
+            body.extend(chunk)
+            if len(body) > MAX_BODY_BYTES:
+                raise PayloadTooLarge(f"body larger than {MAX_BODY_BYTES} bytes")
+    except ClientDisconnect as exc:
+        # The sender hung up mid-body: nothing was read that could be recorded.
+        raise ApiError("request body incomplete", code="incomplete_body") from exc
     return bytes(body)
