@@ -5,6 +5,7 @@ accepts the previous secret only during its rotation window. Real HTTP, down to 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import secrets
 import socket
 from collections.abc import Iterator
@@ -79,7 +80,8 @@ def raw_exchange(cloud: CloudProcess, head: bytes, body_parts: list[bytes]) -> b
                 sock.sendall(part)
         except (BrokenPipeError, ConnectionResetError):
             pass  # the server answered early and closed: fine, we read its answer
-        sock.shutdown(socket.SHUT_WR)
+        with contextlib.suppress(OSError):
+            sock.shutdown(socket.SHUT_WR)  # the server may have answered and closed already
         answer = b""
         try:
             while chunk := sock.recv(65536):
