@@ -9,7 +9,19 @@ from fastapi import FastAPI
 
 from cloud.api.deps import TokenAuthenticator
 from cloud.api.errors import install_error_handlers
-from cloud.api.routes import accounts, commands, gateways, health, meters, payments
+from cloud.api.routes import (
+    accounts,
+    billing,
+    commands,
+    disconnection_runs,
+    gateways,
+    health,
+    meters,
+    notifications,
+    payments,
+    policy,
+    safeguards,
+)
 from cloud.runtime import CloudRuntime
 from cloud.settings import CloudSettings
 
@@ -33,5 +45,7 @@ def create_app(settings: CloudSettings) -> FastAPI:
     app.state.authenticator = TokenAuthenticator.from_settings(settings)
     install_error_handlers(app)
     for module in (health, accounts, meters, commands, payments, gateways):
+        app.include_router(module.router)
+    for module in (billing, safeguards, notifications, policy, disconnection_runs):
         app.include_router(module.router)
     return app

@@ -18,6 +18,7 @@ from cloud.inbound import InboundRouter
 from cloud.metrics import CloudMetrics
 from cloud.mqtt import MqttTransport
 from cloud.payments.intake import PaymentIntake
+from cloud.policy.services import PolicyServices
 from cloud.settings import CloudSettings
 from wire import Ack, CommandSigner, MeterEvent
 from wire.topics import TopicKind, cloud_filter, shared
@@ -82,6 +83,13 @@ class CloudRuntime:
             acks=self.acks, events=self.events, presence=self.presence, metrics=self.metrics
         )
         self.payments = PaymentIntake(self.db, self.factory, settings.currency)
+        # The disconnection policy: runs, notices, scheduler, and the hooks that levy the
+        # reconnection fee and tell the consumer when a command ends.
+        self.policy = PolicyServices(
+            settings, self.db, self.factory, self.metrics, self.dispatcher.wake
+        )
+        self.ack_applier.add_final_hook(self.policy.hooks.on_final)
+        self.dispatcher.add_final_hook(self.policy.hooks.on_final)
 
     @asynccontextmanager
     async def running(self) -> AsyncIterator[CloudRuntime]:
@@ -106,6 +114,10 @@ class CloudRuntime:
                     tasks.create_task(self.events.run(), name="event-batches"),
                     tasks.create_task(self._watch_connection(), name="mqtt-gauge"),
                 ]
+                if self.policy.scheduler_enabled:
+                    loops.append(
+                        tasks.create_task(self.policy.scheduler.run(), name="policy-scheduler")
+                    )
                 try:
                     yield self
                 finally:

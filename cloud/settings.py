@@ -5,6 +5,8 @@ from __future__ import annotations
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from cloud.policy.settings import PolicySettings
+
 DEV_PLACEHOLDER = "dev-only-change-me"
 
 
@@ -46,6 +48,9 @@ class CloudSettings(BaseSettings):
     dispatch_poll_s: float = Field(1.0, gt=0)
     ack_batch_max: int = Field(1000, ge=1)
     ack_batch_window_ms: float = Field(2.0, ge=0)
+
+    # The disconnection policy, read from SWITCHYARD_POLICY_* (cloud/policy/settings.py).
+    policy: PolicySettings = Field(default_factory=PolicySettings)
 
     @model_validator(mode="after")
     def _refuse_missing_secrets(self) -> CloudSettings:

@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import logging
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol
@@ -15,6 +16,7 @@ from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cloud.clock import Clock, utcnow
+from cloud.commands.acks import FinalHook
 from cloud.commands.lifecycle import (
     ACTIVE_STATES,
     IN_FLIGHT_STATES,
@@ -76,6 +78,7 @@ class Dispatcher:
         policy: DispatchPolicy,
         metrics: CloudMetrics,
         clock: Clock = utcnow,
+        on_final: Sequence[FinalHook] = (),
     ) -> None:
         self._db = db
         self._publisher = publisher
@@ -83,6 +86,11 @@ class Dispatcher:
         self._metrics = metrics
         self._clock = clock
         self._wake = asyncio.Event()
+        self._on_final = list(on_final)
+
+    def add_final_hook(self, hook: FinalHook) -> None:
+        """Also call `hook`, in the same transaction, when this dispatcher ends a command."""
+        self._on_final.append(hook)
 
     def wake(self) -> None:
         """Tell the dispatcher there is new work (called after a commit)."""
@@ -172,6 +180,8 @@ class Dispatcher:
                 )
                 command.next_attempt_at = None
                 self._metrics.command_transitions.labels(CommandState.TIMED_OUT.value).inc()
+                for hook in self._on_final:
+                    await hook(session, command)
                 continue
             record_transition(
                 session,
@@ -198,6 +208,8 @@ class Dispatcher:
             record_transition(session, command, CommandState.EXPIRED, now, "expired in the cloud")
             command.next_attempt_at = None
             self._metrics.command_transitions.labels(CommandState.EXPIRED.value).inc()
+            for hook in self._on_final:
+                await hook(session, command)
 
     def _mark_attempt(self, command: Command, now: datetime) -> _Outgoing:
         command.attempts += 1
