@@ -105,7 +105,7 @@ class NoticeServer:
                             Account.account_id.in_(chunk)
                         )
                     )
-                ).tuples()
+                ).all()
             )
             rows = await session.execute(
                 select(LedgerEntry).where(LedgerEntry.account_id.in_(chunk))
@@ -152,7 +152,7 @@ class NoticeServer:
                             Account.account_id.in_([s.account_id for s in chunk])
                         )
                     )
-                ).tuples()
+                ).all()
             )
             for snapshot in chunk:
                 phone = phones.get(snapshot.account_id)

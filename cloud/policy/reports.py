@@ -53,7 +53,7 @@ async def run_report(
                 .where(of_run)
                 .group_by(DisconnectionRunResult.outcome)
             )
-        ).tuples()
+        ).all()
     )
     by_rule = dict(
         (
@@ -62,7 +62,7 @@ async def run_report(
                 .where(of_run, DisconnectionRunResult.rule.is_not(None))
                 .group_by(DisconnectionRunResult.rule)
             )
-        ).tuples()
+        ).all()
     )
     command_states = dict(
         (
@@ -74,7 +74,7 @@ async def run_report(
                 .where(of_run)
                 .group_by(Command.state)
             )
-        ).tuples()
+        ).all()
     )
     quarantines = list(
         (

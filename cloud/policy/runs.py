@@ -283,7 +283,7 @@ class DisconnectionRunner:
                     .where(Meter.dcu_id.in_(dcu_ids))
                     .group_by(Meter.dcu_id)
                 )
-            ).tuples()
+            ).all()
         )
         recent = dict(
             (
@@ -297,7 +297,7 @@ class DisconnectionRunner:
                     )
                     .group_by(Command.dcu_id)
                 )
-            ).tuples()
+            ).all()
         )
         return {dcu: DcuLoad(meters.get(dcu, 0), recent.get(dcu, 0)) for dcu in dcu_ids}
 
