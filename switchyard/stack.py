@@ -23,7 +23,7 @@ from cloud.db.migrate import upgrade_to_head
 from cloud.db.session import Database
 from cloud.onboarding import register_accounts
 from switchyard.broker import Broker, BrokerConfig, start_broker
-from switchyard.demo import DemoFleet, build_demo_fleet
+from switchyard.demo import DemoFleet, build_demo_fleet, register_policy_cases
 from switchyard.procs import ManagedProcess, ProcessStartError, free_port, stop_all
 from wire.signing import generate_private_key_b64, private_key_from_b64, public_key_b64
 
@@ -44,6 +44,8 @@ class StackOptions:
     link_latency_ms: float = 0.0
     # None: a SQLite file in the state directory.
     database_url: str | None = None
+    # Fixes the disconnection policy's clock (and dates the demo data from it); None: real time.
+    policy_clock: datetime | None = None
 
 
 @dataclass
@@ -122,6 +124,7 @@ async def _seed(database_url: str, fleet: DemoFleet) -> None:
     try:
         await upgrade_to_head(db.engine)
         await register_accounts(db, fleet.accounts, datetime.now(UTC))
+        await register_policy_cases(db, fleet.policy_cases, datetime.now(UTC))
     finally:
         await db.close()
 
@@ -135,7 +138,9 @@ def start_stack(options: StackOptions) -> LocalStack:
     stack = LocalStack(
         options,
         StackSecrets.from_env_or_generate(),
-        build_demo_fleet(meters=options.meters, gateways=options.gateways),
+        build_demo_fleet(
+            meters=options.meters, gateways=options.gateways, now=options.policy_clock
+        ),
     )
     try:
         _start_processes(stack)
@@ -187,6 +192,7 @@ def _start_processes(stack: LocalStack) -> None:
                 "SWITCHYARD_WEBHOOK_SECRET": s.webhook_secret,
                 "SWITCHYARD_SIGNING_KEY_ID": s.signing_key_id,
                 "SWITCHYARD_SIGNING_PRIVATE_KEY": s.signing_private_key,
+                **_policy_env(options),
             }
         ),
     ).start()
@@ -214,6 +220,12 @@ def _start_processes(stack: LocalStack) -> None:
         stack.processes.append(gateway)
     _wait_gateways_online(stack, timeout_s=30.0)
     (state / STACK_FILE).write_text(json.dumps(stack.describe(), indent=1))
+
+
+def _policy_env(options: StackOptions) -> dict[str, str]:
+    if options.policy_clock is None:
+        return {}
+    return {"SWITCHYARD_POLICY_CLOCK": options.policy_clock.isoformat()}
 
 
 def _wait_gateways_online(stack: LocalStack, timeout_s: float) -> None:
@@ -267,6 +279,11 @@ def banner(stack: LocalStack, shown_accounts: int = 5) -> str:
         "",
         f"  switchyard pay {first}",
         f"  curl {stack.api_url}/api/v1/accounts/{first}/dues",
+        "",
+        f"Overdue and still connected: {len(stack.fleet.policy_cases)} accounts; "
+        f"{len(stack.fleet.cases('eligible'))} pass every rule (inside the allowed hours),",
+        "the rest are held back by one. See what a disconnection run would do (switches nothing):",
+        "  switchyard disconnection-run --dry-run",
         "",
         "Ctrl-C stops everything.",
     ]

@@ -328,6 +328,7 @@ class HolidayOut(BaseModel):
 
     date: date
     name: str
+    provisional: bool = False
 
 
 class PolicyOut(BaseModel):

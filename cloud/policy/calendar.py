@@ -43,6 +43,7 @@ class HolidayCalendar:
     holidays: Mapping[date, str]
     source: str
     note: str = ""
+    provisional: frozenset[date] = frozenset()
 
     def name_of(self, day: date) -> str | None:
         """The holiday's name, or None on a working day."""
@@ -64,4 +65,9 @@ def load_calendar(path: Path | None = None, extra: Iterable[date] = ()) -> Holid
     days = {h.date: h.name for h in parsed.holidays}
     for day in extra:
         days.setdefault(day, "extra holiday (SWITCHYARD_POLICY_EXTRA_HOLIDAYS)")
-    return HolidayCalendar(MappingProxyType(dict(sorted(days.items()))), parsed.source, parsed.note)
+    return HolidayCalendar(
+        MappingProxyType(dict(sorted(days.items()))),
+        parsed.source,
+        parsed.note,
+        frozenset(h.date for h in parsed.holidays if h.provisional),
+    )

@@ -24,7 +24,10 @@ async def get_policy(runtime: RuntimeDep, _: ViewerDep) -> PolicyOut:
         rules=[rule.value for rule in Rule],
         holidays_source=policy.calendar.source,
         holidays_note=policy.calendar.note,
-        holidays=[HolidayOut(date=d, name=n) for d, n in policy.calendar.holidays.items()],
+        holidays=[
+            HolidayOut(date=d, name=n, provisional=d in policy.calendar.provisional)
+            for d, n in policy.calendar.holidays.items()
+        ],
         kill_switch=KillSwitchOut(
             engaged=switch.engaged,
             reason=switch.reason,

@@ -1,0 +1,422 @@
+"""Disconnection runs on real parts: Mosquitto, simulated meters, gateway processes and the
+cloud behind real HTTP, started by `switchyard run`'s own code with its demo data. The policy's
+clock is fixed to an open Tuesday morning so the time window never depends on when tests run."""
+
+from __future__ import annotations
+
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, TypeVar
+from zoneinfo import ZoneInfo
+
+import httpx
+import pytest
+
+from cloud.onboarding import AccountRecord
+from cloud.payments.webhook import sign_body
+from cloud.policy.calendar import load_calendar
+from switchyard.pay import webhook_body
+from switchyard.procs import free_port
+from switchyard.stack import LocalStack, StackOptions, start_stack
+from tests.support.meterlink_probe import MeterLinkProbe
+
+pytestmark = pytest.mark.integration
+
+DEADLINE_S = 20.0
+IST = ZoneInfo("Asia/Kolkata")
+T = TypeVar("T")
+
+
+def open_tuesday_after(now: datetime) -> datetime:
+    """11:00 in India on the first Tuesday after `now` that is not a listed holiday."""
+    calendar = load_calendar()
+    day = now.astimezone(IST).date() + timedelta(days=1)
+    while day.weekday() != 1 or calendar.name_of(day) is not None:
+        day += timedelta(days=1)
+    return datetime(day.year, day.month, day.day, 11, 0, tzinfo=IST)
+
+
+POLICY_NOW = open_tuesday_after(datetime.now(UTC))
+
+
+def _wait_for(what: str, probe: Callable[[], T | None], timeout_s: float = DEADLINE_S) -> T:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        value = probe()
+        if value is not None:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
+    state_dir: Path = tmp_path_factory.mktemp("policy-stack")
+    running = start_stack(
+        StackOptions(
+            meters=60, gateways=2, port=free_port(), state_dir=state_dir, policy_clock=POLICY_NOW
+        )
+    )
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
+@pytest.fixture(scope="module")
+def api(stack: LocalStack) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=stack.api_url, timeout=30.0) as client:
+        yield client
+
+
+def _operator(stack: LocalStack) -> dict[str, str]:
+    return {"Authorization": f"Bearer {stack.secrets.operator_token}"}
+
+
+def _viewer(stack: LocalStack) -> dict[str, str]:
+    return {"Authorization": f"Bearer {stack.secrets.viewer_token}"}
+
+
+def relays(stack: LocalStack) -> dict[str, str]:
+    """Every meter's relay, read back from the simulator over the meter link."""
+    found: dict[str, str] = {}
+    for dcu_id in stack.fleet.dcu_ids:
+        probe = MeterLinkProbe("127.0.0.1", stack.link_port, dcu_id)
+        try:
+            found.update({s.meter_id: s.relay.value for s in probe.roster})
+        finally:
+            probe.close()
+    return found
+
+
+def relay_events(stack: LocalStack, dcu_id: str, meter_id: str) -> list[int]:
+    probe = MeterLinkProbe("127.0.0.1", stack.link_port, dcu_id)
+    try:
+        return probe.relay_events(meter_id)
+    finally:
+        probe.close()
+
+
+def start_run(stack: LocalStack, api: httpx.Client, *, dry_run: bool) -> dict[str, Any]:
+    response = api.post(
+        "/api/v1/disconnection-runs", json={"dry_run": dry_run}, headers=_operator(stack)
+    )
+    assert response.status_code == 201, response.text
+    return dict(response.json())
+
+
+def run_when_settled(stack: LocalStack, api: httpx.Client, run_id: str) -> dict[str, Any]:
+    """The run once none of its commands is still queued or in flight."""
+
+    def settled() -> dict[str, Any] | None:
+        run = api.get(f"/api/v1/disconnection-runs/{run_id}", headers=_viewer(stack)).json()
+        active = {"QUEUED", "SENT", "DELIVERED"} & set(run["command_states"])
+        return None if active else dict(run)
+
+    return _wait_for(f"run {run_id} to settle", settled)
+
+
+def command_when_final(stack: LocalStack, api: httpx.Client, command_id: str) -> dict[str, Any]:
+    def final() -> dict[str, Any] | None:
+        body = api.get(f"/api/v1/commands/{command_id}", headers=_viewer(stack)).json()
+        return body if body["state"] not in ("QUEUED", "SENT", "DELIVERED") else None
+
+    return _wait_for(f"command {command_id} to finish", final)
+
+
+def fees(stack: LocalStack, api: httpx.Client, account_id: str) -> list[str]:
+    statement = api.get(f"/api/v1/accounts/{account_id}/statement", headers=_viewer(stack))
+    assert statement.status_code == 200, statement.text
+    return [line["reference"] for line in statement.json()["lines"] if line["kind"] == "fee"]
+
+
+def pay_all(stack: LocalStack, api: httpx.Client, account_id: str, payment_id: str) -> str | None:
+    owed = api.get(f"/api/v1/accounts/{account_id}/dues").json()["total_payable_paise"]
+    body = webhook_body(account_id, owed, payment_id)
+    response = api.post(
+        "/api/v1/payments/webhook",
+        content=body,
+        headers={
+            "Content-Type": "application/json",
+            "X-Razorpay-Signature": sign_body(body, stack.secrets.webhook_secret),
+            "X-Razorpay-Event-Id": f"evt_{secrets.token_hex(8)}",
+        },
+    )
+    assert response.json()["status"] == "processed", response.text
+    command_id = response.json()["command_id"]
+    return str(command_id) if command_id else None
+
+
+def make_overdue(stack: LocalStack, api: httpx.Client, account: AccountRecord) -> None:
+    """A bill due 25 days before the policy's now, and a notice served 20 days before it."""
+    due = (POLICY_NOW - timedelta(days=25)).date()
+    bill = {
+        "bill_id": f"BILL-{account.account_id}-{secrets.token_hex(3)}",
+        "amount_paise": 250_000,
+        "period_start": (due - timedelta(days=45)).isoformat(),
+        "period_end": (due - timedelta(days=15)).isoformat(),
+        "due_date": due.isoformat(),
+        "issued_at": (POLICY_NOW - timedelta(days=40)).isoformat(),
+    }
+    path = f"/api/v1/accounts/{account.account_id}"
+    assert api.post(f"{path}/bills", json=bill, headers=_operator(stack)).status_code == 201
+    notice = {
+        "channel": "hand_delivery",
+        "served_at": (POLICY_NOW - timedelta(days=20)).isoformat(),
+    }
+    assert api.post(f"{path}/notices", json=notice, headers=_operator(stack)).status_code == 201
+
+
+def plain_accounts(stack: LocalStack, dcu_id: str) -> list[AccountRecord]:
+    """Connected accounts with no demo case, a meter that can disconnect, in the cohort."""
+    cased = {case.account_id for case in stack.fleet.policy_cases}
+    return [
+        a
+        for a in stack.fleet.accounts
+        if a.dcu_id == dcu_id
+        and a.account_id not in cased
+        and a.relay.value == "connected"
+        and a.control_mode != 0
+        and a.installed_on is not None
+        and 2020 <= a.installed_on.year <= 2024
+    ]
+
+
+@pytest.fixture(scope="module")
+def relays_at_start(stack: LocalStack) -> dict[str, str]:
+    return relays(stack)
+
+
+@pytest.fixture(scope="module")
+def dry_run(
+    stack: LocalStack, api: httpx.Client, relays_at_start: dict[str, str]
+) -> dict[str, Any]:
+    run = start_run(stack, api, dry_run=True)
+    run["relays_after"] = relays(stack)
+    run["commands_after"] = api.get("/api/v1/commands", headers=_viewer(stack)).json()["items"]
+    return run
+
+
+@pytest.fixture(scope="module")
+def real_run(stack: LocalStack, api: httpx.Client, dry_run: dict[str, Any]) -> dict[str, Any]:
+    run = start_run(stack, api, dry_run=False)
+    return run_when_settled(stack, api, run["run_id"])
+
+
+def test_dry_run_reports_counts_by_outcome_and_rule_and_switches_nothing(
+    stack: LocalStack, dry_run: dict[str, Any], relays_at_start: dict[str, str]
+) -> None:
+    fleet = stack.fleet
+    eligible = fleet.cases("eligible")
+    assert eligible, "the demo has eligible accounts"
+    assert dry_run["dry_run"] is True
+    assert dry_run["policy_time"] == POLICY_NOW.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    assert dry_run["counts_by_outcome"] == {
+        "disconnect": len(eligible),
+        "blocked": len(fleet.policy_cases) - len(eligible),
+        "already_disconnected": len(fleet.disconnected()),
+    }
+    expected_rules = {
+        rule: len(fleet.cases(rule))
+        for rule in {case.case for case in fleet.policy_cases} - {"eligible"}
+    }
+    assert dry_run["counts_by_rule"] == expected_rules
+    assert set(expected_rules) == {
+        "protected_consumer",
+        "open_dispute",
+        "notice_missing",
+        "notice_period_running",
+        "cohort_not_enabled",
+        "meter_cannot_disconnect",
+    }
+    by_account = {r["account_id"]: r for r in dry_run["results"]}
+    for case in fleet.policy_cases:
+        result = by_account[case.account_id]
+        assert result["rule"] == (None if case.case == "eligible" else case.case), result
+        assert result["command_id"] is None
+    assert dry_run["relays_after"] == relays_at_start
+    assert dry_run["commands_after"] == []
+
+
+def test_real_run_disconnects_exactly_the_eligible_meters(
+    stack: LocalStack, real_run: dict[str, Any], relays_at_start: dict[str, str]
+) -> None:
+    eligible = set(stack.fleet.cases("eligible"))
+    assert real_run["counts_by_outcome"]["disconnect"] == len(eligible)
+    assert real_run["command_states"] == {"SUCCEEDED": len(eligible)}
+    cut = {r["meter_id"] for r in real_run["results"] if r["outcome"] == "disconnect"}
+    assert {
+        r["account_id"] for r in real_run["results"] if r["outcome"] == "disconnect"
+    } == eligible
+
+    now = relays(stack)
+    changed = {meter for meter, relay in now.items() if relay != relays_at_start[meter]}
+    assert changed == cut
+    assert {now[meter] for meter in cut} == {"disconnected"}
+    for account in stack.fleet.accounts:
+        if account.meter_id in cut:
+            assert relay_events(stack, account.dcu_id, account.meter_id) == [301]
+
+
+def test_the_fee_is_levied_once_per_disconnection(
+    stack: LocalStack, api: httpx.Client, real_run: dict[str, Any]
+) -> None:
+    cut = {r["account_id"]: r["command_id"] for r in real_run["results"] if r["command_id"]}
+    for account_id, command_id in cut.items():
+        assert fees(stack, api, account_id) == [command_id]
+        dues = api.get(f"/api/v1/accounts/{account_id}/dues").json()
+        assert (dues["reconnection_fee_paise"], dues["relay"]) == (35_000, "disconnected")
+
+    again = start_run(stack, api, dry_run=False)
+    rows = {r["account_id"]: r for r in again["results"]}
+    assert {rows[a]["outcome"] for a in cut} == {"already_disconnected"}
+    assert {rows[a]["command_id"] for a in cut} == {None}
+    for account_id, command_id in cut.items():
+        assert fees(stack, api, account_id) == [command_id]
+
+
+def test_a_dcu_over_the_share_limit_waits_for_an_operator(
+    stack: LocalStack, api: httpx.Client, real_run: dict[str, Any]
+) -> None:
+    chosen = plain_accounts(stack, "DCU02")[:7]  # 7 of its 30 meters: 23 % > 20 %
+    assert len(chosen) == 7
+    for account in chosen:
+        make_overdue(stack, api, account)
+    meters = {a.meter_id for a in chosen}
+
+    run = start_run(stack, api, dry_run=False)
+    held = {r["meter_id"]: r for r in run["results"] if r["outcome"] == "quarantined"}
+    assert set(held) == meters
+    assert {r["rule"] for r in held.values()} == {"dcu_share_exceeded"}
+    assert run["quarantines"] == [
+        {
+            "dcu_id": "DCU02",
+            "meter_count": 30,
+            "would_disconnect": 7,
+            "status": "pending",
+            "created_at": run["quarantines"][0]["created_at"],
+            "decided_at": None,
+            "decided_by": None,
+        }
+    ]
+    assert run["command_states"] == {}
+    assert {relays(stack)[m] for m in meters} == {"connected"}
+
+    confirm = f"/api/v1/disconnection-runs/{run['run_id']}/quarantines/DCU02/confirm"
+    assert api.post(confirm, headers=_viewer(stack)).status_code == 403
+    confirmed = api.post(confirm, headers=_operator(stack))
+    assert confirmed.status_code == 200, confirmed.text
+    assert confirmed.json()["quarantines"][0]["status"] == "confirmed"
+    settled = run_when_settled(stack, api, run["run_id"])
+    assert settled["command_states"] == {"SUCCEEDED": 7}
+    assert {relays(stack)[m] for m in meters} == {"disconnected"}
+    for row in settled["results"]:
+        if row["meter_id"] in meters:
+            assert fees(stack, api, row["account_id"]) == [row["command_id"]]
+    again = api.post(confirm, headers=_operator(stack))
+    assert (again.status_code, again.json()["code"]) == (409, "conflict")
+
+
+def test_a_payment_racing_the_disconnect_leaves_the_meter_connected(
+    stack: LocalStack, api: httpx.Client, real_run: dict[str, Any]
+) -> None:
+    account = plain_accounts(stack, "DCU01")[0]
+    make_overdue(stack, api, account)
+    gateway = next(p for p in stack.processes if p.name == "gateway DCU01")
+    # A stopped gateway: the broker holds the disconnect, the cloud still sees DCU01 online.
+    gateway.signal(signal.SIGSTOP)
+    try:
+        run = start_run(stack, api, dry_run=False)
+        (row,) = [r for r in run["results"] if r["account_id"] == account.account_id]
+        assert row["outcome"] == "disconnect"
+        cut = row["command_id"]
+        state = api.get(f"/api/v1/commands/{cut}", headers=_viewer(stack)).json()["state"]
+        assert state in ("QUEUED", "SENT")
+        connect = pay_all(stack, api, account.account_id, f"pay_race_{secrets.token_hex(4)}")
+        assert connect is not None
+    finally:
+        gateway.signal(signal.SIGCONT)
+
+    assert command_when_final(stack, api, connect)["state"] == "SUCCEEDED"
+    assert api.get(f"/api/v1/commands/{cut}", headers=_viewer(stack)).json()["state"] == (
+        "SUPERSEDED"
+    )
+    assert relays(stack)[account.meter_id] == "connected"
+    assert fees(stack, api, account.account_id) == []
+    assert api.get(f"/api/v1/accounts/{account.account_id}/dues").json()["total_payable_paise"] == 0
+
+
+def test_paying_after_the_disconnect_reconnects_and_tells_the_consumer(
+    stack: LocalStack, api: httpx.Client, real_run: dict[str, Any]
+) -> None:
+    row = next(r for r in real_run["results"] if r["outcome"] == "disconnect")
+    connect = pay_all(stack, api, row["account_id"], f"pay_after_{secrets.token_hex(4)}")
+    assert connect is not None
+    assert command_when_final(stack, api, connect)["state"] == "SUCCEEDED"
+    assert relays(stack)[row["meter_id"]] in ("connected", "ready_for_reconnection")
+    messages = api.get(
+        "/api/v1/notifications",
+        params={"account_id": row["account_id"]},
+        headers=_viewer(stack),
+    ).json()["items"]
+    assert [m["kind"] for m in messages][-2:] == ["disconnected", "power_restored"]
+    assert fees(stack, api, row["account_id"]) == [row["command_id"]]
+
+
+def test_policy_is_visible_and_the_kill_switch_stops_real_runs(
+    stack: LocalStack, api: httpx.Client
+) -> None:
+    policy = api.get("/api/v1/policy", headers=_viewer(stack)).json()
+    assert policy["settings"]["notice_days"] == 15
+    assert policy["settings"]["max_dcu_share_percent"] == 20
+    assert (policy["settings"]["window_start"], policy["settings"]["window_end"]) == (
+        "10:00:00",
+        "17:00:00",
+    )
+    assert policy["clock_fixed"] is True
+    assert {h["date"][:4] for h in policy["holidays"]} == {"2026", "2027"}
+
+    switch = "/api/v1/policy/kill-switch"
+    assert (
+        api.put(switch, json={"engaged": True, "reason": "x"}, headers=_viewer(stack)).status_code
+        == 403
+    )
+    engaged = api.put(switch, json={"engaged": True, "reason": "drill"}, headers=_operator(stack))
+    assert engaged.status_code == 200 and engaged.json()["engaged"] is True
+    try:
+        refused = api.post(
+            "/api/v1/disconnection-runs", json={"dry_run": False}, headers=_operator(stack)
+        )
+        assert (refused.status_code, refused.json()["code"]) == (409, "kill_switch_engaged")
+        assert start_run(stack, api, dry_run=True)["kill_switch_engaged"] is True
+    finally:
+        api.put(switch, json={"engaged": False, "reason": "drill over"}, headers=_operator(stack))
+    missing = api.post("/api/v1/disconnection-runs", json={}, headers=_operator(stack))
+    assert (missing.status_code, missing.json()["code"]) == (422, "validation_error")
+
+
+def test_the_command_line_prints_a_dry_run(stack: LocalStack) -> None:
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "switchyard.cli",
+            "disconnection-run",
+            "--dry-run",
+            "--state-dir",
+            str(stack.options.state_dir),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "disconnection dry run" in done.stdout
+    assert "by blocking rule" in done.stdout and "protected_consumer" in done.stdout
