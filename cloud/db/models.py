@@ -220,7 +220,7 @@ class Notification(Base):
     channel: Mapped[str] = mapped_column(String(32))
     recipient: Mapped[str | None] = mapped_column(String(32))
     body: Mapped[str] = mapped_column(Text)
-    reference: Mapped[str] = mapped_column(String(160), unique=True)
+    reference: Mapped[str] = mapped_column(String(240), unique=True)
     served_at: Mapped[datetime] = mapped_column(UtcDateTime)
     recorded_at: Mapped[datetime] = mapped_column(UtcDateTime)
     actor: Mapped[str | None] = mapped_column(String(64))

@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime, timedelta
-from enum import StrEnum
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -26,10 +25,16 @@ from cloud.db.models import (
 from cloud.db.session import Database
 from cloud.errors import Conflict, NotFound
 from cloud.policy.controls import kill_switch
+from cloud.policy.decisions import (
+    Decision,
+    Outcome,
+    QuarantineStatus,
+    priority,
+    result_row,
+    update_row,
+)
 from cloud.policy.lease import LeaseKeeper
 from cloud.policy.rules import (
-    AccountSnapshot,
-    Rule,
     RuleBook,
     account_rules,
     window_closes_at,
@@ -43,34 +48,6 @@ from wire import Action, RelayState, new_command_id
 log = logging.getLogger(__name__)
 
 RUN_LEASE = "disconnection-run"
-
-
-class Outcome(StrEnum):
-    """What a run did (or, in a dry run, would do) with one overdue account."""
-
-    DISCONNECT = "disconnect"
-    BLOCKED = "blocked"
-    QUARANTINED = "quarantined"
-    CAPPED = "capped"
-    ALREADY_DISCONNECTED = "already_disconnected"
-    NOT_OVERDUE = "not_overdue"
-
-
-class QuarantineStatus(StrEnum):
-    """Where a quarantined DCU stands."""
-
-    PENDING = "pending"
-    CONFIRMED = "confirmed"
-    REJECTED = "rejected"
-
-
-@dataclass
-class _Decision:
-    snapshot: AccountSnapshot
-    outcome: Outcome
-    rules: Sequence[Rule] = ()
-    command_id: str | None = None
-    detail: str = ""
 
 
 class DisconnectionRunner:
@@ -175,8 +152,8 @@ class DisconnectionRunner:
         criteria = self._criteria(policy_now)
         decisions = await self._judge(session, policy_now, criteria)
         eligible = [d for d in decisions if d.outcome is Outcome.DISCONNECT]
-        by_dcu: dict[str, list[_Decision]] = defaultdict(list)
-        for decision in sorted(eligible, key=_priority):
+        by_dcu: dict[str, list[Decision]] = defaultdict(list)
+        for decision in sorted(eligible, key=priority):
             by_dcu[decision.snapshot.dcu_id].append(decision)
         loads = await self._dcu_loads(session, list(by_dcu), started_at)
         issued = 0
@@ -201,7 +178,7 @@ class DisconnectionRunner:
                 elif not dry_run:
                     issued += await self._issue(session, run.run_id, decision, criteria, actor)
         for decision in decisions:
-            session.add(_result_row(run.run_id, decision))
+            session.add(result_row(run.run_id, decision))
         run.finished_at = self._clock()
         log.info(
             "disconnection run %s (%s%s): %d overdue, %d disconnects queued",
@@ -215,23 +192,23 @@ class DisconnectionRunner:
 
     async def _judge(
         self, session: AsyncSession, policy_now: datetime, criteria: OverdueCriteria
-    ) -> list[_Decision]:
+    ) -> list[Decision]:
         closed = window_rules(policy_now, self._book)
-        decisions: list[_Decision] = []
+        decisions: list[Decision] = []
         for snapshot in await load_snapshots(session, criteria):
             if snapshot.desired_relay != RelayState.CONNECTED.value:
-                decisions.append(_Decision(snapshot, Outcome.ALREADY_DISCONNECTED))
+                decisions.append(Decision(snapshot, Outcome.ALREADY_DISCONNECTED))
                 continue
             rules = account_rules(snapshot, policy_now, self._book) + closed
             outcome = Outcome.BLOCKED if rules else Outcome.DISCONNECT
-            decisions.append(_Decision(snapshot, outcome, rules))
+            decisions.append(Decision(snapshot, outcome, rules))
         return decisions
 
     async def _issue(
         self,
         session: AsyncSession,
         run_id: str,
-        decision: _Decision,
+        decision: Decision,
         criteria: OverdueCriteria,
         actor: str | None,
     ) -> int:
@@ -357,23 +334,25 @@ class DisconnectionRunner:
             for s in await load_snapshots(session, criteria, [row.account_id for row in held])
         }
         closed = window_rules(policy_now, self._book)
-        ready: list[_Decision] = []
+        ready: list[Decision] = []
         rows = {row.account_id: row for row in held}
         for row in held:
             snapshot = snapshots.get(row.account_id)
             if snapshot is None:
-                decision = _Decision(_gone(row), Outcome.NOT_OVERDUE)
-            elif snapshot.desired_relay != RelayState.CONNECTED.value:
-                decision = _Decision(snapshot, Outcome.ALREADY_DISCONNECTED)
+                row.outcome, row.rule, row.rules = Outcome.NOT_OVERDUE.value, None, ""
+                row.detail = f"re-checked on confirm by {actor}"
+                continue
+            if snapshot.desired_relay != RelayState.CONNECTED.value:
+                decision = Decision(snapshot, Outcome.ALREADY_DISCONNECTED)
             else:
                 rules = account_rules(snapshot, policy_now, self._book) + closed
-                decision = _Decision(snapshot, Outcome.BLOCKED if rules else Outcome.DISCONNECT)
+                decision = Decision(snapshot, Outcome.BLOCKED if rules else Outcome.DISCONNECT)
                 decision.rules = rules
             if decision.outcome is Outcome.DISCONNECT:
                 ready.append(decision)
             else:
-                _update_row(rows[row.account_id], decision, f"re-checked on confirm by {actor}")
-        ready.sort(key=_priority)
+                update_row(row, decision, f"re-checked on confirm by {actor}")
+        ready.sort(key=priority)
         load = (await self._dcu_loads(session, [dcu_id], self._clock()))[dcu_id]
         # The share limit was what the operator overrode; the caps still hold.
         limits = replace(self._limits, max_share_percent=100)
@@ -385,48 +364,5 @@ class DisconnectionRunner:
                 decision.outcome, decision.rules = Outcome.CAPPED, (cap,)
             else:
                 issued += await self._issue(session, run_id, decision, criteria, actor)
-            _update_row(rows[decision.snapshot.account_id], decision, f"confirmed by {actor}")
+            update_row(rows[decision.snapshot.account_id], decision, f"confirmed by {actor}")
         return issued
-
-
-def _priority(decision: _Decision) -> tuple[int, str]:
-    # Largest arrears first, so a cap holds back the smaller debts.
-    return (-decision.snapshot.overdue_paise, decision.snapshot.account_id)
-
-
-def _result_row(run_id: str, decision: _Decision) -> DisconnectionRunResult:
-    snapshot = decision.snapshot
-    return DisconnectionRunResult(
-        run_id=run_id,
-        account_id=snapshot.account_id,
-        meter_id=snapshot.meter_id,
-        dcu_id=snapshot.dcu_id,
-        overdue_paise=snapshot.overdue_paise,
-        outcome=decision.outcome.value,
-        rule=decision.rules[0].value if decision.rules else None,
-        rules=",".join(rule.value for rule in decision.rules),
-        command_id=decision.command_id,
-        detail=decision.detail,
-    )
-
-
-def _update_row(row: DisconnectionRunResult, decision: _Decision, detail: str) -> None:
-    row.outcome = decision.outcome.value
-    row.rule = decision.rules[0].value if decision.rules else None
-    row.rules = ",".join(rule.value for rule in decision.rules)
-    row.command_id = decision.command_id
-    row.detail = detail[:200]
-
-
-def _gone(row: DisconnectionRunResult) -> AccountSnapshot:
-    return AccountSnapshot(
-        account_id=row.account_id,
-        meter_id=row.meter_id,
-        dcu_id=row.dcu_id,
-        overdue_paise=0,
-        oldest_overdue_issued_at=None,
-        desired_relay=RelayState.CONNECTED.value,
-        control_mode=0,
-        installed_on=None,
-        gateway_online=False,
-    )

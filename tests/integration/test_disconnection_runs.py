@@ -8,51 +8,34 @@ import secrets
 import signal
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterator
-from datetime import UTC, datetime, timedelta
+from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
-from zoneinfo import ZoneInfo
+from typing import Any
 
 import httpx
 import pytest
 
-from cloud.onboarding import AccountRecord
-from cloud.payments.webhook import sign_body
-from cloud.policy.calendar import load_calendar
-from switchyard.pay import webhook_body
 from switchyard.procs import free_port
 from switchyard.stack import LocalStack, StackOptions, start_stack
-from tests.support.meterlink_probe import MeterLinkProbe
+from tests.support.policy_stack import (
+    command_when_final,
+    fees,
+    make_overdue,
+    open_tuesday_after,
+    operator,
+    pay_all,
+    plain_accounts,
+    relay_events,
+    relays,
+    run_when_settled,
+    start_run,
+    viewer,
+)
 
 pytestmark = pytest.mark.integration
 
-DEADLINE_S = 20.0
-IST = ZoneInfo("Asia/Kolkata")
-T = TypeVar("T")
-
-
-def open_tuesday_after(now: datetime) -> datetime:
-    """11:00 in India on the first Tuesday after `now` that is not a listed holiday."""
-    calendar = load_calendar()
-    day = now.astimezone(IST).date() + timedelta(days=1)
-    while day.weekday() != 1 or calendar.name_of(day) is not None:
-        day += timedelta(days=1)
-    return datetime(day.year, day.month, day.day, 11, 0, tzinfo=IST)
-
-
 POLICY_NOW = open_tuesday_after(datetime.now(UTC))
-
-
-def _wait_for(what: str, probe: Callable[[], T | None], timeout_s: float = DEADLINE_S) -> T:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = probe()
-        if value is not None:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 @pytest.fixture(scope="module")
@@ -75,119 +58,6 @@ def api(stack: LocalStack) -> Iterator[httpx.Client]:
         yield client
 
 
-def _operator(stack: LocalStack) -> dict[str, str]:
-    return {"Authorization": f"Bearer {stack.secrets.operator_token}"}
-
-
-def _viewer(stack: LocalStack) -> dict[str, str]:
-    return {"Authorization": f"Bearer {stack.secrets.viewer_token}"}
-
-
-def relays(stack: LocalStack) -> dict[str, str]:
-    """Every meter's relay, read back from the simulator over the meter link."""
-    found: dict[str, str] = {}
-    for dcu_id in stack.fleet.dcu_ids:
-        probe = MeterLinkProbe("127.0.0.1", stack.link_port, dcu_id)
-        try:
-            found.update({s.meter_id: s.relay.value for s in probe.roster})
-        finally:
-            probe.close()
-    return found
-
-
-def relay_events(stack: LocalStack, dcu_id: str, meter_id: str) -> list[int]:
-    probe = MeterLinkProbe("127.0.0.1", stack.link_port, dcu_id)
-    try:
-        return probe.relay_events(meter_id)
-    finally:
-        probe.close()
-
-
-def start_run(stack: LocalStack, api: httpx.Client, *, dry_run: bool) -> dict[str, Any]:
-    response = api.post(
-        "/api/v1/disconnection-runs", json={"dry_run": dry_run}, headers=_operator(stack)
-    )
-    assert response.status_code == 201, response.text
-    return dict(response.json())
-
-
-def run_when_settled(stack: LocalStack, api: httpx.Client, run_id: str) -> dict[str, Any]:
-    """The run once none of its commands is still queued or in flight."""
-
-    def settled() -> dict[str, Any] | None:
-        run = api.get(f"/api/v1/disconnection-runs/{run_id}", headers=_viewer(stack)).json()
-        active = {"QUEUED", "SENT", "DELIVERED"} & set(run["command_states"])
-        return None if active else dict(run)
-
-    return _wait_for(f"run {run_id} to settle", settled)
-
-
-def command_when_final(stack: LocalStack, api: httpx.Client, command_id: str) -> dict[str, Any]:
-    def final() -> dict[str, Any] | None:
-        body = api.get(f"/api/v1/commands/{command_id}", headers=_viewer(stack)).json()
-        return body if body["state"] not in ("QUEUED", "SENT", "DELIVERED") else None
-
-    return _wait_for(f"command {command_id} to finish", final)
-
-
-def fees(stack: LocalStack, api: httpx.Client, account_id: str) -> list[str]:
-    statement = api.get(f"/api/v1/accounts/{account_id}/statement", headers=_viewer(stack))
-    assert statement.status_code == 200, statement.text
-    return [line["reference"] for line in statement.json()["lines"] if line["kind"] == "fee"]
-
-
-def pay_all(stack: LocalStack, api: httpx.Client, account_id: str, payment_id: str) -> str | None:
-    owed = api.get(f"/api/v1/accounts/{account_id}/dues").json()["total_payable_paise"]
-    body = webhook_body(account_id, owed, payment_id)
-    response = api.post(
-        "/api/v1/payments/webhook",
-        content=body,
-        headers={
-            "Content-Type": "application/json",
-            "X-Razorpay-Signature": sign_body(body, stack.secrets.webhook_secret),
-            "X-Razorpay-Event-Id": f"evt_{secrets.token_hex(8)}",
-        },
-    )
-    assert response.json()["status"] == "processed", response.text
-    command_id = response.json()["command_id"]
-    return str(command_id) if command_id else None
-
-
-def make_overdue(stack: LocalStack, api: httpx.Client, account: AccountRecord) -> None:
-    """A bill due 25 days before the policy's now, and a notice served 20 days before it."""
-    due = (POLICY_NOW - timedelta(days=25)).date()
-    bill = {
-        "bill_id": f"BILL-{account.account_id}-{secrets.token_hex(3)}",
-        "amount_paise": 250_000,
-        "period_start": (due - timedelta(days=45)).isoformat(),
-        "period_end": (due - timedelta(days=15)).isoformat(),
-        "due_date": due.isoformat(),
-        "issued_at": (POLICY_NOW - timedelta(days=40)).isoformat(),
-    }
-    path = f"/api/v1/accounts/{account.account_id}"
-    assert api.post(f"{path}/bills", json=bill, headers=_operator(stack)).status_code == 201
-    notice = {
-        "channel": "hand_delivery",
-        "served_at": (POLICY_NOW - timedelta(days=20)).isoformat(),
-    }
-    assert api.post(f"{path}/notices", json=notice, headers=_operator(stack)).status_code == 201
-
-
-def plain_accounts(stack: LocalStack, dcu_id: str) -> list[AccountRecord]:
-    """Connected accounts with no demo case, a meter that can disconnect, in the cohort."""
-    cased = {case.account_id for case in stack.fleet.policy_cases}
-    return [
-        a
-        for a in stack.fleet.accounts
-        if a.dcu_id == dcu_id
-        and a.account_id not in cased
-        and a.relay.value == "connected"
-        and a.control_mode != 0
-        and a.installed_on is not None
-        and 2020 <= a.installed_on.year <= 2024
-    ]
-
-
 @pytest.fixture(scope="module")
 def relays_at_start(stack: LocalStack) -> dict[str, str]:
     return relays(stack)
@@ -199,7 +69,7 @@ def dry_run(
 ) -> dict[str, Any]:
     run = start_run(stack, api, dry_run=True)
     run["relays_after"] = relays(stack)
-    run["commands_after"] = api.get("/api/v1/commands", headers=_viewer(stack)).json()["items"]
+    run["commands_after"] = api.get("/api/v1/commands", headers=viewer(stack)).json()["items"]
     return run
 
 
@@ -287,7 +157,7 @@ def test_a_dcu_over_the_share_limit_waits_for_an_operator(
     chosen = plain_accounts(stack, "DCU02")[:7]  # 7 of its 30 meters: 23 % > 20 %
     assert len(chosen) == 7
     for account in chosen:
-        make_overdue(stack, api, account)
+        make_overdue(stack, api, account, POLICY_NOW)
     meters = {a.meter_id for a in chosen}
 
     run = start_run(stack, api, dry_run=False)
@@ -309,8 +179,8 @@ def test_a_dcu_over_the_share_limit_waits_for_an_operator(
     assert {relays(stack)[m] for m in meters} == {"connected"}
 
     confirm = f"/api/v1/disconnection-runs/{run['run_id']}/quarantines/DCU02/confirm"
-    assert api.post(confirm, headers=_viewer(stack)).status_code == 403
-    confirmed = api.post(confirm, headers=_operator(stack))
+    assert api.post(confirm, headers=viewer(stack)).status_code == 403
+    confirmed = api.post(confirm, headers=operator(stack))
     assert confirmed.status_code == 200, confirmed.text
     assert confirmed.json()["quarantines"][0]["status"] == "confirmed"
     settled = run_when_settled(stack, api, run["run_id"])
@@ -319,7 +189,7 @@ def test_a_dcu_over_the_share_limit_waits_for_an_operator(
     for row in settled["results"]:
         if row["meter_id"] in meters:
             assert fees(stack, api, row["account_id"]) == [row["command_id"]]
-    again = api.post(confirm, headers=_operator(stack))
+    again = api.post(confirm, headers=operator(stack))
     assert (again.status_code, again.json()["code"]) == (409, "conflict")
 
 
@@ -327,7 +197,7 @@ def test_a_payment_racing_the_disconnect_leaves_the_meter_connected(
     stack: LocalStack, api: httpx.Client, real_run: dict[str, Any]
 ) -> None:
     account = plain_accounts(stack, "DCU01")[0]
-    make_overdue(stack, api, account)
+    make_overdue(stack, api, account, POLICY_NOW)
     gateway = next(p for p in stack.processes if p.name == "gateway DCU01")
     # A stopped gateway: the broker holds the disconnect, the cloud still sees DCU01 online.
     gateway.signal(signal.SIGSTOP)
@@ -336,7 +206,7 @@ def test_a_payment_racing_the_disconnect_leaves_the_meter_connected(
         (row,) = [r for r in run["results"] if r["account_id"] == account.account_id]
         assert row["outcome"] == "disconnect"
         cut = row["command_id"]
-        state = api.get(f"/api/v1/commands/{cut}", headers=_viewer(stack)).json()["state"]
+        state = api.get(f"/api/v1/commands/{cut}", headers=viewer(stack)).json()["state"]
         assert state in ("QUEUED", "SENT")
         connect = pay_all(stack, api, account.account_id, f"pay_race_{secrets.token_hex(4)}")
         assert connect is not None
@@ -344,7 +214,7 @@ def test_a_payment_racing_the_disconnect_leaves_the_meter_connected(
         gateway.signal(signal.SIGCONT)
 
     assert command_when_final(stack, api, connect)["state"] == "SUCCEEDED"
-    assert api.get(f"/api/v1/commands/{cut}", headers=_viewer(stack)).json()["state"] == (
+    assert api.get(f"/api/v1/commands/{cut}", headers=viewer(stack)).json()["state"] == (
         "SUPERSEDED"
     )
     assert relays(stack)[account.meter_id] == "connected"
@@ -363,7 +233,7 @@ def test_paying_after_the_disconnect_reconnects_and_tells_the_consumer(
     messages = api.get(
         "/api/v1/notifications",
         params={"account_id": row["account_id"]},
-        headers=_viewer(stack),
+        headers=viewer(stack),
     ).json()["items"]
     assert [m["kind"] for m in messages][-2:] == ["disconnected", "power_restored"]
     assert fees(stack, api, row["account_id"]) == [row["command_id"]]
@@ -372,7 +242,7 @@ def test_paying_after_the_disconnect_reconnects_and_tells_the_consumer(
 def test_policy_is_visible_and_the_kill_switch_stops_real_runs(
     stack: LocalStack, api: httpx.Client
 ) -> None:
-    policy = api.get("/api/v1/policy", headers=_viewer(stack)).json()
+    policy = api.get("/api/v1/policy", headers=viewer(stack)).json()
     assert policy["settings"]["notice_days"] == 15
     assert policy["settings"]["max_dcu_share_percent"] == 20
     assert (policy["settings"]["window_start"], policy["settings"]["window_end"]) == (
@@ -384,20 +254,20 @@ def test_policy_is_visible_and_the_kill_switch_stops_real_runs(
 
     switch = "/api/v1/policy/kill-switch"
     assert (
-        api.put(switch, json={"engaged": True, "reason": "x"}, headers=_viewer(stack)).status_code
+        api.put(switch, json={"engaged": True, "reason": "x"}, headers=viewer(stack)).status_code
         == 403
     )
-    engaged = api.put(switch, json={"engaged": True, "reason": "drill"}, headers=_operator(stack))
+    engaged = api.put(switch, json={"engaged": True, "reason": "drill"}, headers=operator(stack))
     assert engaged.status_code == 200 and engaged.json()["engaged"] is True
     try:
         refused = api.post(
-            "/api/v1/disconnection-runs", json={"dry_run": False}, headers=_operator(stack)
+            "/api/v1/disconnection-runs", json={"dry_run": False}, headers=operator(stack)
         )
         assert (refused.status_code, refused.json()["code"]) == (409, "kill_switch_engaged")
         assert start_run(stack, api, dry_run=True)["kill_switch_engaged"] is True
     finally:
-        api.put(switch, json={"engaged": False, "reason": "drill over"}, headers=_operator(stack))
-    missing = api.post("/api/v1/disconnection-runs", json={}, headers=_operator(stack))
+        api.put(switch, json={"engaged": False, "reason": "drill over"}, headers=operator(stack))
+    missing = api.post("/api/v1/disconnection-runs", json={}, headers=operator(stack))
     assert (missing.status_code, missing.json()["code"]) == (422, "validation_error")
 
 

@@ -12,9 +12,9 @@ from cloud.api.pagination import CursorQuery, decode_cursor, encode_cursor
 from cloud.api.schemas_policy import DisconnectionRunIn, DisconnectionRunOut
 from cloud.db.models import DisconnectionRun
 from cloud.errors import NotFound
+from cloud.policy.decisions import Outcome
 from cloud.policy.reports import run_report
 from cloud.policy.rules import Rule
-from cloud.policy.runs import Outcome
 from wire.ids import ID_PATTERN
 
 router = APIRouter(prefix="/api/v1/disconnection-runs", tags=["disconnection runs"])

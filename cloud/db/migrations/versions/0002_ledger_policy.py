@@ -122,7 +122,7 @@ def upgrade() -> None:
         sa.Column("channel", sa.String(length=32), nullable=False),
         sa.Column("recipient", sa.String(length=32), nullable=True),
         sa.Column("body", sa.Text(), nullable=False),
-        sa.Column("reference", sa.String(length=160), nullable=False),
+        sa.Column("reference", sa.String(length=240), nullable=False),
         sa.Column("served_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("recorded_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("actor", sa.String(length=64), nullable=True),
