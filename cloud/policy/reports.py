@@ -41,7 +41,8 @@ async def run_report(
     limit: int = 1000,
     after: str | None = None,
 ) -> RunReport | None:
-    """The run's report, results filtered and paged by account id; None for an unknown run."""
+    """The run's report, results filtered and paged by account id (`limit` 0: counts only);
+    None for an unknown run."""
     run = await session.get(DisconnectionRun, run_id)
     if run is None:
         return None
@@ -96,10 +97,10 @@ async def run_report(
         query = query.where(DisconnectionRunResult.rule == rule)
     if after is not None:
         query = query.where(DisconnectionRunResult.account_id > after)
-    rows = (
-        await session.execute(query.order_by(DisconnectionRunResult.account_id).limit(limit))
-    ).all()
-    results = [ResultRow(result, state) for result, state in rows]
+    results: list[ResultRow] = []
+    if limit > 0:
+        rows = await session.execute(query.order_by(DisconnectionRunResult.account_id).limit(limit))
+        results = [ResultRow(result, state) for result, state in rows.all()]
     return RunReport(
         run=run,
         total=sum(by_outcome.values()),
@@ -108,5 +109,5 @@ async def run_report(
         command_states={str(k): v for k, v in command_states.items()},
         quarantines=quarantines,
         results=results,
-        next_after=results[-1].result.account_id if len(results) == limit else None,
+        next_after=results[-1].result.account_id if results and len(results) == limit else None,
     )

@@ -10,6 +10,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from cloud.policy.calendar import HolidayFileError, load_calendar
+
 
 class Cohort(BaseModel):
     """Meters installed between two dates (inclusive) that the policy may disconnect."""
@@ -94,6 +96,17 @@ class PolicySettings(BaseSettings):
         if self.window_start >= self.window_end:
             raise ValueError("window_start must be before window_end")
         return self
+
+    @field_validator("holidays_file")
+    @classmethod
+    def _readable_calendar(cls, value: Path | None) -> Path | None:
+        # Read it now, so a bad file stops the process at start with the reason.
+        if value is not None:
+            try:
+                load_calendar(value)
+            except HolidayFileError as exc:
+                raise ValueError(str(exc)) from exc
+        return value
 
     @property
     def zone(self) -> ZoneInfo:

@@ -9,7 +9,7 @@ import signal
 import subprocess
 import sys
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -75,8 +75,17 @@ def dry_run(
 
 @pytest.fixture(scope="module")
 def real_run(stack: LocalStack, api: httpx.Client, dry_run: dict[str, Any]) -> dict[str, Any]:
-    run = start_run(stack, api, dry_run=False)
-    return run_when_settled(stack, api, run["run_id"])
+    """The demo's real run once settled, with what it left behind and a second run after it.
+
+    Every test that changes the stack depends on this fixture, so the dry run and this run see
+    the demo data as it started, whatever order the tests run in.
+    """
+    run = run_when_settled(stack, api, start_run(stack, api, dry_run=False)["run_id"])
+    cut = [r["account_id"] for r in run["results"] if r["command_id"]]
+    run["relays_after"] = relays(stack)
+    run["dues_after"] = {a: api.get(f"/api/v1/accounts/{a}/dues").json() for a in cut}
+    run["second_run"] = start_run(stack, api, dry_run=False)
+    return run
 
 
 def test_dry_run_reports_counts_by_outcome_and_rule_and_switches_nothing(
@@ -125,13 +134,13 @@ def test_real_run_disconnects_exactly_the_eligible_meters(
         r["account_id"] for r in real_run["results"] if r["outcome"] == "disconnect"
     } == eligible
 
-    now = relays(stack)
+    now = real_run["relays_after"]
     changed = {meter for meter, relay in now.items() if relay != relays_at_start[meter]}
     assert changed == cut
     assert {now[meter] for meter in cut} == {"disconnected"}
     for account in stack.fleet.accounts:
         if account.meter_id in cut:
-            assert relay_events(stack, account.dcu_id, account.meter_id) == [301]
+            assert relay_events(stack, account.dcu_id, account.meter_id)[:1] == [301]
 
 
 def test_the_fee_is_levied_once_per_disconnection(
@@ -140,11 +149,10 @@ def test_the_fee_is_levied_once_per_disconnection(
     cut = {r["account_id"]: r["command_id"] for r in real_run["results"] if r["command_id"]}
     for account_id, command_id in cut.items():
         assert fees(stack, api, account_id) == [command_id]
-        dues = api.get(f"/api/v1/accounts/{account_id}/dues").json()
+        dues = real_run["dues_after"][account_id]
         assert (dues["reconnection_fee_paise"], dues["relay"]) == (35_000, "disconnected")
 
-    again = start_run(stack, api, dry_run=False)
-    rows = {r["account_id"]: r for r in again["results"]}
+    rows = {r["account_id"]: r for r in real_run["second_run"]["results"]}
     assert {rows[a]["outcome"] for a in cut} == {"already_disconnected"}
     assert {rows[a]["command_id"] for a in cut} == {None}
     for account_id, command_id in cut.items():
@@ -240,7 +248,7 @@ def test_paying_after_the_disconnect_reconnects_and_tells_the_consumer(
 
 
 def test_policy_is_visible_and_the_kill_switch_stops_real_runs(
-    stack: LocalStack, api: httpx.Client
+    stack: LocalStack, api: httpx.Client, real_run: dict[str, Any]
 ) -> None:
     policy = api.get("/api/v1/policy", headers=viewer(stack)).json()
     assert policy["settings"]["notice_days"] == 15
@@ -269,9 +277,19 @@ def test_policy_is_visible_and_the_kill_switch_stops_real_runs(
         api.put(switch, json={"engaged": False, "reason": "drill over"}, headers=operator(stack))
     missing = api.post("/api/v1/disconnection-runs", json={}, headers=operator(stack))
     assert (missing.status_code, missing.json()["code"]) == (422, "validation_error")
+    listed = api.get("/api/v1/disconnection-runs", headers=viewer(stack)).json()
+    first = next(run for run in listed if run["run_id"] == real_run["run_id"])
+    assert first["counts_by_outcome"] == real_run["counts_by_outcome"]
+    assert first["results"] == [] and first["dry_run"] is False
+    assert (
+        api.get(
+            "/api/v1/disconnection-runs/00000000-0000-0000-0000-000000000000", headers=viewer(stack)
+        ).status_code
+        == 404
+    )
 
 
-def test_the_command_line_prints_a_dry_run(stack: LocalStack) -> None:
+def test_the_command_line_prints_a_dry_run(stack: LocalStack, real_run: dict[str, Any]) -> None:
     done = subprocess.run(
         [
             sys.executable,
@@ -290,3 +308,95 @@ def test_the_command_line_prints_a_dry_run(stack: LocalStack) -> None:
     assert done.returncode == 0, done.stderr
     assert "disconnection dry run" in done.stdout
     assert "by blocking rule" in done.stdout and "protected_consumer" in done.stdout
+
+
+def _dry_rule(stack: LocalStack, api: httpx.Client, account_id: str) -> tuple[str, str | None]:
+    run = start_run(stack, api, dry_run=True)
+    (row,) = [r for r in run["results"] if r["account_id"] == account_id]
+    return row["outcome"], row["rule"]
+
+
+def test_bills_adjustments_protections_disputes_and_notices_through_the_api(
+    stack: LocalStack, api: httpx.Client, real_run: dict[str, Any]
+) -> None:
+    account, unnoticed = plain_accounts(stack, "DCU01")[1:3]
+    path = f"/api/v1/accounts/{account.account_id}"
+    due = (POLICY_NOW - timedelta(days=25)).date()
+    bill = {
+        "bill_id": f"BILL-API-{account.account_id}",
+        "amount_paise": 180_000,
+        "period_start": (due - timedelta(days=45)).isoformat(),
+        "period_end": (due - timedelta(days=15)).isoformat(),
+        "due_date": due.isoformat(),
+        "issued_at": (POLICY_NOW - timedelta(days=40)).isoformat(),
+    }
+    assert api.post(f"{path}/bills", json=bill, headers=operator(stack)).status_code == 201
+    assert api.post(f"{path}/bills", json=bill, headers=operator(stack)).status_code == 200
+    changed = api.post(f"{path}/bills", json={**bill, "amount_paise": 1}, headers=operator(stack))
+    assert (changed.status_code, changed.json()["code"]) == (409, "duplicate_reference")
+    rupees = api.post(
+        f"{path}/bills", json={**bill, "amount_paise": 1800.5}, headers=operator(stack)
+    )
+    assert (rupees.status_code, rupees.json()["code"]) == (422, "validation_error")
+    unknown = api.post("/api/v1/accounts/ACC999999/bills", json=bill, headers=operator(stack))
+    assert unknown.status_code == 404
+
+    credit = {
+        "reference": f"ADJ-{account.account_id}",
+        "amount_paise": -30_000,
+        "reason": "meter fault",
+    }
+    assert api.post(f"{path}/adjustments", json=credit, headers=operator(stack)).status_code == 201
+    zero = api.post(
+        f"{path}/adjustments", json={**credit, "amount_paise": 0}, headers=operator(stack)
+    )
+    assert zero.status_code == 422
+    statement = api.get(f"{path}/statement", headers=viewer(stack)).json()
+    assert [line["kind"] for line in statement["lines"]][-2:] == ["bill", "adjustment"]
+    assert statement["closing_balance_paise"] == sum(
+        line["amount_paise"] for line in statement["lines"]
+    )
+
+    assert _dry_rule(stack, api, account.account_id) == ("blocked", "notice_missing")
+    served = api.post(f"{path}/notices", json={}, headers=operator(stack))
+    assert served.status_code == 201 and served.json()["channel"] == "dev-log"
+    again = api.post(f"{path}/notices", json={}, headers=operator(stack))
+    assert (again.status_code, again.json()["code"]) == (409, "already_served")
+    assert _dry_rule(stack, api, account.account_id) == ("blocked", "notice_period_running")
+
+    make_overdue(stack, api, unnoticed, POLICY_NOW)
+    other = f"/api/v1/accounts/{unnoticed.account_id}"
+    protection = api.post(
+        f"{other}/protections",
+        json={"kind": "life_support", "reason": "oxygen concentrator"},
+        headers=operator(stack),
+    )
+    assert protection.status_code == 201
+    dispute = api.post(
+        f"{other}/disputes",
+        json={"kind": "payment_under_protest", "reason": "meter reading", "amount_paise": 50_000},
+        headers=operator(stack),
+    )
+    assert dispute.status_code == 201
+    assert _dry_rule(stack, api, unnoticed.account_id) == ("blocked", "protected_consumer")
+    ended = api.delete(
+        f"{other}/protections/{protection.json()['protection_id']}", headers=operator(stack)
+    )
+    assert ended.status_code == 200 and ended.json()["ended_at"] is not None
+    assert _dry_rule(stack, api, unnoticed.account_id) == ("blocked", "open_dispute")
+    resolved = api.post(
+        f"{other}/disputes/{dispute.json()['dispute_id']}/resolve",
+        json={"resolution": "reading confirmed"},
+        headers=operator(stack),
+    )
+    assert resolved.status_code == 200
+    assert _dry_rule(stack, api, unnoticed.account_id) == ("disconnect", None)
+    # Leave it held back, so no other test's real run cuts it.
+    api.post(
+        f"{other}/protections",
+        json={"kind": "essential_service", "reason": "clinic"},
+        headers=operator(stack),
+    )
+    assert _dry_rule(stack, api, unnoticed.account_id) == ("blocked", "protected_consumer")
+    assert api.post("/api/v1/notice-runs", headers=viewer(stack)).status_code == 403
+    assert api.post("/api/v1/notice-runs", headers=operator(stack)).status_code == 200

@@ -76,7 +76,7 @@ async def list_runs(
                 )
             ).scalars()
         )
-    return [await _report(runtime, run_id, limit=1) for run_id in run_ids]
+    return [await _report(runtime, run_id, limit=0) for run_id in run_ids]
 
 
 @router.get("/{run_id}", response_model=DisconnectionRunOut)
