@@ -42,7 +42,7 @@ from cloud.policy.rules import (
 )
 from cloud.policy.safety import DcuLoad, SafetyLimits, plan_dcu
 from cloud.policy.settings import PolicySettings
-from cloud.policy.snapshot import OverdueCriteria, load_snapshots, overdue_arrears
+from cloud.policy.snapshot import OverdueCriteria, load_snapshots
 from wire import Action, RelayState, new_command_id
 
 log = logging.getLogger(__name__)
@@ -126,7 +126,8 @@ class DisconnectionRunner:
     ) -> tuple[str, int]:
         started_at = self._clock()
         policy_now = self._policy_clock()
-        switch = await kill_switch(session)
+        # Locked, so engaging the switch waits for this run and then withdraws its commands.
+        switch = await kill_switch(session, for_update=True)
         if switch.engaged and not dry_run:
             raise Conflict(
                 f"the kill switch is engaged ({switch.reason or 'no reason given'})",
@@ -212,21 +213,28 @@ class DisconnectionRunner:
         criteria: OverdueCriteria,
         actor: str | None,
     ) -> int:
-        snapshot = decision.snapshot
-        meter = await lock_meter(session, snapshot.meter_id)
-        # Re-read under the meter's lock: a payment committed since the snapshot wins.
-        fresh = await overdue_arrears(session, criteria, [snapshot.account_id])
+        meter = await lock_meter(session, decision.snapshot.meter_id)
+        # Judge again under the meter's lock: a payment (or a protection, a dispute) committed
+        # since the snapshot was read wins over this run.
+        fresh = await load_snapshots(session, criteria, [decision.snapshot.account_id])
         if meter is None or meter.desired_relay != RelayState.CONNECTED.value:
             decision.outcome = Outcome.ALREADY_DISCONNECTED
             return 0
-        if snapshot.account_id not in fresh:
+        if not fresh:
             decision.outcome = Outcome.NOT_OVERDUE
+            return 0
+        policy_now = self._policy_clock()
+        rules = account_rules(fresh[0], policy_now, self._book) + window_rules(
+            policy_now, self._book
+        )
+        if rules:
+            decision.outcome, decision.rules = Outcome.BLOCKED, rules
             return 0
         now = self._clock()
         request = RelayRequest(
             meter_id=meter.meter_id,
             action=Action.DISCONNECT,
-            reason=f"disconnection run {run_id}: {snapshot.overdue_paise} paise overdue",
+            reason=f"disconnection run {run_id}: {fresh[0].overdue_paise} paise overdue",
             origin=Origin.POLICY,
             requested_at=now,
             actor=actor,
@@ -311,7 +319,7 @@ class DisconnectionRunner:
             for row in held:
                 row.detail = f"quarantine rejected by {actor}"
             return quarantine, 0
-        switch = await kill_switch(session)
+        switch = await kill_switch(session, for_update=True)
         if switch.engaged:
             raise Conflict("the kill switch is engaged", code="kill_switch_engaged")
         quarantine.status = QuarantineStatus.CONFIRMED.value
