@@ -258,7 +258,7 @@ class DisconnectionRunOut(BaseModel):
     schedule_slot: str | None
     policy_time: datetime
     started_at: datetime
-    finished_at: datetime
+    finished_at: datetime | None
     kill_switch_engaged: bool
     total: int
     counts_by_outcome: dict[str, int]

@@ -238,7 +238,8 @@ class DisconnectionRun(Base):
     schedule_slot: Mapped[str | None] = mapped_column(String(32), unique=True)
     policy_time: Mapped[datetime] = mapped_column(UtcDateTime)
     started_at: Mapped[datetime] = mapped_column(UtcDateTime)
-    finished_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    # Null while its disconnects are being queued (or if the process died doing so).
+    finished_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     kill_switch_engaged: Mapped[bool] = mapped_column(Boolean, default=False)
 
 

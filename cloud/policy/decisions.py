@@ -19,6 +19,7 @@ class Outcome(StrEnum):
     CAPPED = "capped"
     ALREADY_DISCONNECTED = "already_disconnected"
     NOT_OVERDUE = "not_overdue"
+    HALTED = "halted"
 
 
 class QuarantineStatus(StrEnum):

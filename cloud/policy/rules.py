@@ -33,6 +33,7 @@ class Rule(StrEnum):
     DCU_SHARE_EXCEEDED = "dcu_share_exceeded"
     DCU_RUN_CAP = "dcu_run_cap"
     DCU_HOURLY_CAP = "dcu_hourly_cap"
+    KILL_SWITCH = "kill_switch"
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,53 +1,43 @@
-"""Disconnection runs: judge every overdue account, apply the safety limits, and queue the
-disconnects through the outbox in the same transaction that records each account's outcome."""
+"""Disconnection runs: judge every overdue account, apply the safety limits, record each
+account's outcome, then queue the disconnects through the outbox in small transactions (each
+command with its account's result), so payments are never held up behind a whole run."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections import defaultdict
-from collections.abc import Callable
-from dataclasses import replace
-from datetime import datetime, timedelta
+from collections.abc import Callable, Sequence
+from datetime import datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cloud.clock import Clock, utcnow
-from cloud.commands.desired import CommandFactory, RelayRequest, lock_meter, request_relay
-from cloud.commands.lifecycle import Origin
-from cloud.db.models import (
-    Command,
-    DcuQuarantine,
-    DisconnectionRun,
-    DisconnectionRunResult,
-    Meter,
-)
+from cloud.commands.desired import CommandFactory
+from cloud.db.models import DcuQuarantine, DisconnectionRun, DisconnectionRunResult
 from cloud.db.session import Database
-from cloud.errors import Conflict, NotFound
+from cloud.errors import Conflict
 from cloud.policy.controls import kill_switch
-from cloud.policy.decisions import (
-    Decision,
-    Outcome,
-    QuarantineStatus,
-    priority,
-    result_row,
-    update_row,
-)
-from cloud.policy.lease import LeaseKeeper
-from cloud.policy.rules import (
-    RuleBook,
-    account_rules,
-    window_closes_at,
-    window_rules,
-)
-from cloud.policy.safety import DcuLoad, SafetyLimits, plan_dcu
+from cloud.policy.decisions import Decision, Outcome, QuarantineStatus, priority, result_row
+from cloud.policy.issuing import CommandIssuer, dcu_loads
+from cloud.policy.lease import LeaseClaim, LeaseKeeper
+from cloud.policy.quarantine import decide_quarantine
+from cloud.policy.rules import RuleBook, account_rules, window_rules
+from cloud.policy.safety import SafetyLimits, plan_dcu
 from cloud.policy.settings import PolicySettings
-from cloud.policy.snapshot import OverdueCriteria, load_snapshots
-from wire import Action, RelayState, new_command_id
+from cloud.policy.snapshot import OverdueCriteria, chunks, load_snapshots
+from wire import RelayState, new_command_id
 
 log = logging.getLogger(__name__)
 
 RUN_LEASE = "disconnection-run"
+# Accounts per transaction: small enough that a payment (SQLite has one writer) never waits
+# behind a whole run, only behind one of these.
+ISSUE_CHUNK = 20
+RECORD_CHUNK = 200
+YIELD_EVERY = 500
 
 
 class DisconnectionRunner:
@@ -66,13 +56,15 @@ class DisconnectionRunner:
         on_commands: Callable[[], None] = lambda: None,
     ) -> None:
         self._db = db
-        self._factory = factory
         self._settings = settings
         self._book = book
         self._leases = leases
         self._clock = clock
         self._policy_clock = policy_clock or clock
         self._on_commands = on_commands
+        self._issuer = CommandIssuer(
+            factory, settings, book, clock=clock, policy_clock=self._policy_clock
+        )
         self._limits = SafetyLimits(
             settings.max_dcu_share_percent,
             settings.max_per_dcu_per_run,
@@ -88,82 +80,90 @@ class DisconnectionRunner:
         schedule_slot: str | None = None,
     ) -> str:
         """Evaluate every overdue account now; returns the run id. 409 if one is running."""
-        claim = await self._leases.claim(RUN_LEASE, self._clock(), self._settings.lease_ttl_s)
-        if claim is None:
-            raise Conflict("another disconnection run is in progress", code="run_in_progress")
+        claim = await self._claim()
         try:
+            run_id, pending = await self._evaluate(dry_run, trigger, actor, schedule_slot)
+            issued = 0
+            for chunk in chunks(pending, ISSUE_CHUNK):
+                issued += await self._issue(run_id, chunk, actor)
             async with self._db.write() as session:
-                run_id, issued = await self._run(session, dry_run, trigger, actor, schedule_slot)
+                run = await session.get(DisconnectionRun, run_id)
+                assert run is not None
+                run.finished_at = self._clock()
         finally:
             await self._leases.release(claim)
-        if issued:
-            self._on_commands()
+        log.info(
+            "disconnection run %s (%s%s): %d disconnects queued",
+            run_id,
+            trigger,
+            ", dry run" if dry_run else "",
+            issued,
+        )
         return run_id
 
     async def decide_quarantine(
         self, run_id: str, dcu_id: str, *, confirm: bool, actor: str
     ) -> DcuQuarantine:
-        """Confirm (re-check and disconnect) or reject a quarantined DCU of a run."""
-        claim = await self._leases.claim(RUN_LEASE, self._clock(), self._settings.lease_ttl_s)
-        if claim is None:
-            raise Conflict("a disconnection run is in progress", code="run_in_progress")
+        """Confirm (check again and disconnect) or reject a quarantined DCU of a run."""
+        claim = await self._claim()
         try:
             async with self._db.write() as session:
-                quarantine, issued = await self._decide(session, run_id, dcu_id, confirm, actor)
+                quarantine, issued = await decide_quarantine(
+                    session,
+                    self._issuer,
+                    self._book,
+                    self._limits,
+                    run_id=run_id,
+                    dcu_id=dcu_id,
+                    confirm=confirm,
+                    actor=actor,
+                    now=self._clock(),
+                    policy_now=self._policy_clock(),
+                )
         finally:
             await self._leases.release(claim)
         if issued:
             self._on_commands()
         return quarantine
 
-    async def _run(
-        self,
-        session: AsyncSession,
-        dry_run: bool,
-        trigger: str,
-        actor: str | None,
-        schedule_slot: str | None,
-    ) -> tuple[str, int]:
+    async def _claim(self) -> LeaseClaim:
+        claim = await self._leases.claim(RUN_LEASE, self._clock(), self._settings.lease_ttl_s)
+        if claim is None:
+            raise Conflict("another disconnection run is in progress", code="run_in_progress")
+        return claim
+
+    async def _evaluate(
+        self, dry_run: bool, trigger: str, actor: str | None, schedule_slot: str | None
+    ) -> tuple[str, list[Decision]]:
+        """Judge and plan on one read snapshot; record the run, then the results in chunks."""
         started_at = self._clock()
         policy_now = self._policy_clock()
-        # Locked, so engaging the switch waits for this run and then withdraws its commands.
-        switch = await kill_switch(session, for_update=True)
-        if switch.engaged and not dry_run:
-            raise Conflict(
-                f"the kill switch is engaged ({switch.reason or 'no reason given'})",
-                code="kill_switch_engaged",
-            )
-        if schedule_slot is not None and await session.scalar(
-            select(DisconnectionRun.run_id).where(DisconnectionRun.schedule_slot == schedule_slot)
-        ):
-            raise Conflict(f"schedule slot {schedule_slot} already ran", code="slot_done")
-        run = DisconnectionRun(
-            run_id=new_command_id(),
-            dry_run=dry_run,
-            trigger=trigger,
-            actor=actor,
-            schedule_slot=schedule_slot,
-            policy_time=policy_now,
-            started_at=started_at,
-            finished_at=started_at,
-            kill_switch_engaged=switch.engaged,
-        )
-        session.add(run)
-        await session.flush()
-        criteria = self._criteria(policy_now)
-        decisions = await self._judge(session, policy_now, criteria)
-        eligible = [d for d in decisions if d.outcome is Outcome.DISCONNECT]
-        by_dcu: dict[str, list[Decision]] = defaultdict(list)
-        for decision in sorted(eligible, key=priority):
-            by_dcu[decision.snapshot.dcu_id].append(decision)
-        loads = await self._dcu_loads(session, list(by_dcu), started_at)
-        issued = 0
+        async with self._db.read() as session:
+            if schedule_slot is not None and await session.scalar(
+                select(DisconnectionRun.run_id).where(
+                    DisconnectionRun.schedule_slot == schedule_slot
+                )
+            ):
+                raise Conflict(f"schedule slot {schedule_slot} already ran", code="slot_done")
+            decisions = await self._judge(session, policy_now)
+            by_dcu: dict[str, list[Decision]] = defaultdict(list)
+            for decision in sorted(decisions, key=priority):
+                if decision.outcome is Outcome.DISCONNECT:
+                    by_dcu[decision.snapshot.dcu_id].append(decision)
+            loads = await dcu_loads(session, list(by_dcu), started_at)
+        run_id = new_command_id()
+        quarantines: list[DcuQuarantine] = []
         for dcu_id, queue in by_dcu.items():
             plan = plan_dcu([d.snapshot.account_id for d in queue], loads[dcu_id], self._limits)
+            for decision in queue:
+                held = plan.held.get(decision.snapshot.account_id)
+                if held is not None:
+                    decision.outcome = Outcome.QUARANTINED if plan.quarantined else Outcome.CAPPED
+                    decision.rules = (held,)
             if plan.quarantined and not dry_run:
-                session.add(
+                quarantines.append(
                     DcuQuarantine(
-                        run_id=run.run_id,
+                        run_id=run_id,
                         dcu_id=dcu_id,
                         meter_count=loads[dcu_id].meter_count,
                         would_disconnect=len(queue),
@@ -171,206 +171,75 @@ class DisconnectionRunner:
                         created_at=started_at,
                     )
                 )
-            for decision in queue:
-                held = plan.held.get(decision.snapshot.account_id)
-                if held is not None:
-                    decision.outcome = Outcome.QUARANTINED if plan.quarantined else Outcome.CAPPED
-                    decision.rules = (held,)
-                elif not dry_run:
-                    issued += await self._issue(session, run.run_id, decision, criteria, actor)
-        for decision in decisions:
-            session.add(result_row(run.run_id, decision))
-        run.finished_at = self._clock()
-        log.info(
-            "disconnection run %s (%s%s): %d overdue, %d disconnects queued",
-            run.run_id,
-            trigger,
-            ", dry run" if dry_run else "",
-            len(decisions),
-            issued,
-        )
-        return run.run_id, issued
+        try:
+            async with self._db.write() as session:
+                # Locked, so engaging the switch waits for this record and sees the run.
+                switch = await kill_switch(session, for_update=True)
+                if switch.engaged and not dry_run:
+                    raise Conflict(
+                        f"the kill switch is engaged ({switch.reason or 'no reason given'})",
+                        code="kill_switch_engaged",
+                    )
+                session.add(
+                    DisconnectionRun(
+                        run_id=run_id,
+                        dry_run=dry_run,
+                        trigger=trigger,
+                        actor=actor,
+                        schedule_slot=schedule_slot,
+                        policy_time=policy_now,
+                        started_at=started_at,
+                        finished_at=started_at if dry_run else None,
+                        kill_switch_engaged=switch.engaged,
+                    )
+                )
+                await session.flush()
+                session.add_all(quarantines)
+        except IntegrityError as exc:
+            if schedule_slot is None:
+                raise
+            # The slot is unique: another process recorded a run for it since we looked.
+            raise Conflict(f"schedule slot {schedule_slot} already ran", code="slot_done") from exc
+        for chunk in chunks(decisions, RECORD_CHUNK):
+            async with self._db.write() as session:
+                session.add_all(result_row(run_id, decision) for decision in chunk)
+        pending = [] if dry_run else [d for d in decisions if d.outcome is Outcome.DISCONNECT]
+        return run_id, sorted(pending, key=priority)
 
-    async def _judge(
-        self, session: AsyncSession, policy_now: datetime, criteria: OverdueCriteria
-    ) -> list[Decision]:
+    async def _judge(self, session: AsyncSession, policy_now: datetime) -> list[Decision]:
         closed = window_rules(policy_now, self._book)
         decisions: list[Decision] = []
-        for snapshot in await load_snapshots(session, criteria):
+        criteria: OverdueCriteria = self._issuer.criteria(policy_now)
+        for n, snapshot in enumerate(await load_snapshots(session, criteria), start=1):
+            if n % YIELD_EVERY == 0:
+                # Judging a whole city is CPU work: let acks and payments in between.
+                await asyncio.sleep(0)
             if snapshot.desired_relay != RelayState.CONNECTED.value:
                 decisions.append(Decision(snapshot, Outcome.ALREADY_DISCONNECTED))
                 continue
             rules = account_rules(snapshot, policy_now, self._book) + closed
-            outcome = Outcome.BLOCKED if rules else Outcome.DISCONNECT
-            decisions.append(Decision(snapshot, outcome, rules))
+            decisions.append(
+                Decision(snapshot, Outcome.BLOCKED if rules else Outcome.DISCONNECT, rules)
+            )
         return decisions
 
-    async def _issue(
-        self,
-        session: AsyncSession,
-        run_id: str,
-        decision: Decision,
-        criteria: OverdueCriteria,
-        actor: str | None,
-    ) -> int:
-        meter = await lock_meter(session, decision.snapshot.meter_id)
-        # Judge again under the meter's lock: a payment (or a protection, a dispute) committed
-        # since the snapshot was read wins over this run.
-        fresh = await load_snapshots(session, criteria, [decision.snapshot.account_id])
-        if meter is None or meter.desired_relay != RelayState.CONNECTED.value:
-            decision.outcome = Outcome.ALREADY_DISCONNECTED
-            return 0
-        if not fresh:
-            decision.outcome = Outcome.NOT_OVERDUE
-            return 0
-        policy_now = self._policy_clock()
-        rules = account_rules(fresh[0], policy_now, self._book) + window_rules(
-            policy_now, self._book
-        )
-        if rules:
-            decision.outcome, decision.rules = Outcome.BLOCKED, rules
-            return 0
-        now = self._clock()
-        request = RelayRequest(
-            meter_id=meter.meter_id,
-            action=Action.DISCONNECT,
-            reason=f"disconnection run {run_id}: {fresh[0].overdue_paise} paise overdue",
-            origin=Origin.POLICY,
-            requested_at=now,
-            actor=actor,
-        )
-        command = await request_relay(session, meter, request, self._run_factory(), now)
-        decision.command_id = command.command_id
-        return 1
-
-    def _run_factory(self) -> CommandFactory:
-        # A policy cut must not execute after its window closes (a gateway back online at
-        # night would otherwise receive it): the command expires with the window.
-        policy_now = self._policy_clock()
-        left_s = (window_closes_at(policy_now, self._book) - policy_now).total_seconds()
-        ttl_s = max(1, min(self._settings.command_ttl_s, int(left_s)))
-        return replace(self._factory, ttl_s=ttl_s)
-
-    def _criteria(self, policy_now: datetime) -> OverdueCriteria:
-        return OverdueCriteria(
-            today=self._book.local(policy_now).date(),
-            grace_days=self._settings.grace_days,
-            min_overdue_paise=self._settings.min_overdue_paise,
-        )
-
-    async def _dcu_loads(
-        self, session: AsyncSession, dcu_ids: list[str], now: datetime
-    ) -> dict[str, DcuLoad]:
-        meters = dict(
-            (
-                await session.execute(
-                    select(Meter.dcu_id, func.count())
-                    .where(Meter.dcu_id.in_(dcu_ids))
-                    .group_by(Meter.dcu_id)
-                )
-            ).all()
-        )
-        recent = dict(
-            (
-                await session.execute(
-                    select(Command.dcu_id, func.count())
-                    .where(
-                        Command.dcu_id.in_(dcu_ids),
-                        Command.origin == Origin.POLICY.value,
-                        Command.action == Action.DISCONNECT.value,
-                        Command.created_at > now - timedelta(hours=1),
+    async def _issue(self, run_id: str, chunk: Sequence[Decision], actor: str | None) -> int:
+        async with self._db.write() as session:
+            rows = {
+                row.account_id: row
+                for row in (
+                    await session.execute(
+                        select(DisconnectionRunResult).where(
+                            DisconnectionRunResult.run_id == run_id,
+                            DisconnectionRunResult.account_id.in_(
+                                [d.snapshot.account_id for d in chunk]
+                            ),
+                        )
                     )
-                    .group_by(Command.dcu_id)
-                )
-            ).all()
-        )
-        return {dcu: DcuLoad(meters.get(dcu, 0), recent.get(dcu, 0)) for dcu in dcu_ids}
-
-    async def _decide(
-        self, session: AsyncSession, run_id: str, dcu_id: str, confirm: bool, actor: str
-    ) -> tuple[DcuQuarantine, int]:
-        quarantine = (
-            await session.execute(
-                select(DcuQuarantine)
-                .where(DcuQuarantine.run_id == run_id, DcuQuarantine.dcu_id == dcu_id)
-                .with_for_update()
-            )
-        ).scalar_one_or_none()
-        if quarantine is None:
-            raise NotFound(f"run {run_id} has no quarantine on {dcu_id}")
-        if quarantine.status != QuarantineStatus.PENDING.value:
-            raise Conflict(f"quarantine of {dcu_id} was already {quarantine.status}")
-        now = self._clock()
-        quarantine.decided_at = now
-        quarantine.decided_by = actor
-        held = list(
-            (
-                await session.execute(
-                    select(DisconnectionRunResult).where(
-                        DisconnectionRunResult.run_id == run_id,
-                        DisconnectionRunResult.dcu_id == dcu_id,
-                        DisconnectionRunResult.outcome == Outcome.QUARANTINED.value,
-                    )
-                )
-            ).scalars()
-        )
-        if not confirm:
-            quarantine.status = QuarantineStatus.REJECTED.value
-            for row in held:
-                row.detail = f"quarantine rejected by {actor}"
-            return quarantine, 0
-        switch = await kill_switch(session, for_update=True)
-        if switch.engaged:
-            raise Conflict("the kill switch is engaged", code="kill_switch_engaged")
-        quarantine.status = QuarantineStatus.CONFIRMED.value
-        issued = await self._recheck_and_issue(session, run_id, dcu_id, held, actor)
-        return quarantine, issued
-
-    async def _recheck_and_issue(
-        self,
-        session: AsyncSession,
-        run_id: str,
-        dcu_id: str,
-        held: list[DisconnectionRunResult],
-        actor: str,
-    ) -> int:
-        # The operator confirmed the share, not the rules: they are checked again, now.
-        policy_now = self._policy_clock()
-        criteria = self._criteria(policy_now)
-        snapshots = {
-            s.account_id: s
-            for s in await load_snapshots(session, criteria, [row.account_id for row in held])
-        }
-        closed = window_rules(policy_now, self._book)
-        ready: list[Decision] = []
-        rows = {row.account_id: row for row in held}
-        for row in held:
-            snapshot = snapshots.get(row.account_id)
-            if snapshot is None:
-                row.outcome, row.rule, row.rules = Outcome.NOT_OVERDUE.value, None, ""
-                row.detail = f"re-checked on confirm by {actor}"
-                continue
-            if snapshot.desired_relay != RelayState.CONNECTED.value:
-                decision = Decision(snapshot, Outcome.ALREADY_DISCONNECTED)
-            else:
-                rules = account_rules(snapshot, policy_now, self._book) + closed
-                decision = Decision(snapshot, Outcome.BLOCKED if rules else Outcome.DISCONNECT)
-                decision.rules = rules
-            if decision.outcome is Outcome.DISCONNECT:
-                ready.append(decision)
-            else:
-                update_row(row, decision, f"re-checked on confirm by {actor}")
-        ready.sort(key=priority)
-        load = (await self._dcu_loads(session, [dcu_id], self._clock()))[dcu_id]
-        # The share limit was what the operator overrode; the caps still hold.
-        limits = replace(self._limits, max_share_percent=100)
-        plan = plan_dcu([d.snapshot.account_id for d in ready], load, limits)
-        issued = 0
-        for decision in ready:
-            cap = plan.held.get(decision.snapshot.account_id)
-            if cap is not None:
-                decision.outcome, decision.rules = Outcome.CAPPED, (cap,)
-            else:
-                issued += await self._issue(session, run_id, decision, criteria, actor)
-            update_row(rows[decision.snapshot.account_id], decision, f"confirmed by {actor}")
+                ).scalars()
+            }
+            issued = await self._issuer.issue(session, run_id, chunk, rows, actor)
+        if issued:
+            # Let the dispatcher publish this chunk while the next one is judged.
+            self._on_commands()
         return issued

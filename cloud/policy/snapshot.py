@@ -14,8 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from cloud.db.models import Account, Dispute, Gateway, LedgerEntry, Meter, Notification, Protection
 from cloud.ledger.arrears import Arrears, arrears_as_of
-from cloud.ledger.dues import EntryKind
-from cloud.ledger.service import entry_view
+from cloud.ledger.dues import EntryKind, EntryView
 from cloud.notify.messages import MessageKind
 from cloud.policy.rules import AccountSnapshot
 
@@ -60,10 +59,23 @@ async def overdue_arrears(
         )
     found: dict[str, Arrears] = {}
     for chunk in chunks(account_ids):
-        entries = defaultdict(list)
-        rows = await session.execute(select(LedgerEntry).where(LedgerEntry.account_id.in_(chunk)))
-        for entry in rows.scalars():
-            entries[entry.account_id].append(entry_view(entry))
+        entries: dict[str, list[EntryView]] = defaultdict(list)
+        # Plain columns, not ORM objects: a run reads every entry of every overdue account.
+        rows = await session.execute(
+            select(
+                LedgerEntry.account_id,
+                LedgerEntry.entry_id,
+                LedgerEntry.kind,
+                LedgerEntry.amount_paise,
+                LedgerEntry.created_at,
+                LedgerEntry.due_date,
+                LedgerEntry.reference,
+            ).where(LedgerEntry.account_id.in_(chunk))
+        )
+        for account_id, entry_id, kind, paise, at, due, reference in rows.all():
+            entries[account_id].append(
+                EntryView(entry_id, EntryKind(kind), paise, at, due, reference)
+            )
         for account_id in chunk:
             arrears = arrears_as_of(entries[account_id], criteria.today, criteria.grace_days)
             if arrears.overdue_paise > criteria.min_overdue_paise:

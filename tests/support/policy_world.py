@@ -26,6 +26,7 @@ from cloud.payments.intake import PaymentIntake, WebhookOutcome
 from cloud.payments.webhook import parse_envelope
 from cloud.policy.calendar import load_calendar
 from cloud.policy.hooks import CommandOutcomeHooks
+from cloud.policy.issuing import CommandIssuer
 from cloud.policy.lease import LeaseKeeper
 from cloud.policy.notices import NoticeServer
 from cloud.policy.rules import RuleBook
@@ -85,6 +86,7 @@ class PolicyWorld:
     presence: PresenceTracker
     intake: PaymentIntake
     runner: DisconnectionRunner
+    issuer: CommandIssuer
     notices: NoticeServer
     accounts: int = 0
 
@@ -294,6 +296,7 @@ async def policy_world(
             clock=clock,
             policy_clock=policy_clock,
         ),
+        issuer=CommandIssuer(factory, settings, book, clock=clock, policy_clock=policy_clock),
         notices=NoticeServer(db, notifier, settings, book, policy_clock=policy_clock),
     )
     try:

@@ -9,14 +9,17 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
-from cloud.db.models import Command
+from cloud.db.models import Command, DisconnectionRunResult, Protection
 from cloud.db.session import Database
 from cloud.errors import Conflict
 from cloud.policy.controls import set_kill_switch
+from cloud.policy.decisions import Decision, Outcome
 from cloud.policy.lease import LeaseKeeper
 from cloud.policy.reports import RunReport, run_report
+from cloud.policy.rules import Rule
 from cloud.policy.runs import RUN_LEASE
 from cloud.policy.settings import PolicySettings
+from cloud.policy.snapshot import load_snapshots
 from tests.support.policy_world import PolicyWorld, policy_world
 from wire import RelayState
 
@@ -280,3 +283,73 @@ async def test_a_schedule_slot_runs_once(world: PolicyWorld) -> None:
     with pytest.raises(Conflict) as again:
         await world.runner.run(dry_run=False, trigger="scheduler", actor=None, schedule_slot="s1")
     assert again.value.code == "slot_done"
+
+
+async def _pending(world: PolicyWorld) -> tuple[str, RunReport]:
+    """A dry run's report, and its account that would be cut."""
+    report = await _report(world, await world.runner.run(dry_run=True, trigger="t", actor=None))
+    (row,) = [r for r in report.results if r.result.outcome == "disconnect"]
+    return row.result.account_id, report
+
+
+async def _issue_now(world: PolicyWorld, report: RunReport, account_id: str) -> Decision:
+    """Issue one decision of a finished run as the runner would, with a fresh judgement."""
+    async with world.db.read() as session:
+        (snapshot,) = await load_snapshots(
+            session, world.issuer.criteria(world.policy_clock()), [account_id]
+        )
+    decision = Decision(snapshot, Outcome.DISCONNECT)
+    async with world.db.write() as session:
+        row = await session.get(DisconnectionRunResult, (report.run.run_id, account_id))
+        assert row is not None
+        await world.issuer.issue(session, report.run.run_id, [decision], {account_id: row}, "op")
+    return decision
+
+
+async def test_a_protection_recorded_after_the_snapshot_still_blocks_the_cut(
+    world: PolicyWorld,
+) -> None:
+    await world.add_account()
+    for _ in range(5):
+        await world.add_account(overdue_paise=0)
+    await world.online("DCU01")
+    account_id, report = await _pending(world)
+    async with world.db.write() as session:
+        session.add(
+            Protection(
+                account_id=account_id,
+                kind="life_support",
+                reason="ventilator",
+                created_at=world.clock(),
+                created_by="op",
+            )
+        )
+    decision = await _issue_now(world, report, account_id)
+    assert (decision.outcome, list(decision.rules)) == (
+        Outcome.BLOCKED,
+        [Rule.PROTECTED_CONSUMER],
+    )
+    assert await _all_commands(world.db) == []
+
+
+async def test_the_kill_switch_halts_a_run_between_its_chunks(world: PolicyWorld) -> None:
+    await world.add_account()
+    for _ in range(5):
+        await world.add_account(overdue_paise=0)
+    await world.online("DCU01")
+    account_id, report = await _pending(world)
+    async with world.db.write() as session:
+        await set_kill_switch(
+            session, world.factory, engaged=True, reason="drill", actor="op", now=world.clock()
+        )
+    decision = await _issue_now(world, report, account_id)
+    assert (decision.outcome, list(decision.rules)) == (Outcome.HALTED, [Rule.KILL_SWITCH])
+    assert await _all_commands(world.db) == []
+
+
+async def test_runs_record_when_they_finished(world: PolicyWorld) -> None:
+    await world.add_account()
+    for run_id in [
+        await world.runner.run(dry_run=dry, trigger="t", actor=None) for dry in (True, False)
+    ]:
+        assert (await _report(world, run_id)).run.finished_at == world.clock()

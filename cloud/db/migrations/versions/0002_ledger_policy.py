@@ -28,7 +28,7 @@ def upgrade() -> None:
         sa.Column("schedule_slot", sa.String(length=32), nullable=True),
         sa.Column("policy_time", sa.DateTime(timezone=True), nullable=False),
         sa.Column("started_at", sa.DateTime(timezone=True), nullable=False),
-        sa.Column("finished_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("finished_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("kill_switch_engaged", sa.Boolean(), nullable=False),
         sa.PrimaryKeyConstraint("run_id"),
         sa.UniqueConstraint("schedule_slot"),
