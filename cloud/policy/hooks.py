@@ -48,7 +48,10 @@ class CommandOutcomeHooks:
         """React to a command that just reached a final state."""
         state = CommandState(command.state)
         if command.origin == Origin.POLICY.value and command.action == Action.DISCONNECT.value:
-            if state is CommandState.SUCCEEDED and command.relay_result == "disconnected":
+            if (
+                state is CommandState.SUCCEEDED
+                and command.relay_result == RelayState.DISCONNECTED.value
+            ):
                 await self._levy_fee(session, command)
             elif state in _NOT_DONE:
                 await self._restore_connected(session, command)
