@@ -9,7 +9,20 @@ from fastapi import FastAPI
 
 from cloud.access.tokens import Role, TokenAuthenticator
 from cloud.api.errors import install_error_handlers
-from cloud.api.routes import accounts, audit, commands, gateways, health, meters, payments
+from cloud.api.routes import (
+    accounts,
+    audit,
+    billing,
+    commands,
+    disconnection_runs,
+    gateways,
+    health,
+    meters,
+    notifications,
+    payments,
+    policy,
+    safeguards,
+)
 from cloud.runtime import CloudRuntime
 from cloud.settings import CloudSettings
 
@@ -39,5 +52,7 @@ def create_app(settings: CloudSettings) -> FastAPI:
     )
     install_error_handlers(app)
     for module in (health, accounts, meters, commands, payments, gateways, audit):
+        app.include_router(module.router)
+    for module in (billing, safeguards, notifications, policy, disconnection_runs):
         app.include_router(module.router)
     return app

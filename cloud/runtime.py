@@ -23,6 +23,7 @@ from cloud.inbound import InboundRouter
 from cloud.metrics import CloudMetrics
 from cloud.mqtt import MqttTransport, tls_context
 from cloud.payments.intake import PaymentIntake
+from cloud.policy.services import PolicyServices
 from cloud.settings import CloudSettings
 from wire import CommandSigner
 from wire.topics import TopicKind, cloud_filter, shared
@@ -101,6 +102,13 @@ class CloudRuntime:
             total=settings.manual_commands_total,
             window_s=settings.manual_commands_window_s,
         )
+        # The disconnection policy: runs, notices, scheduler, and the hooks that levy the
+        # reconnection fee and tell the consumer when a command ends.
+        self.policy = PolicyServices(
+            settings, self.db, self.factory, self.metrics, self.dispatcher.wake
+        )
+        self.ack_applier.add_final_hook(self.policy.hooks.on_final)
+        self.dispatcher.add_final_hook(self.policy.hooks.on_final)
 
     @asynccontextmanager
     async def running(self) -> AsyncIterator[CloudRuntime]:
@@ -124,6 +132,10 @@ class CloudRuntime:
                     tasks.create_task(self.reports.run(), name="gateway-reports"),
                     tasks.create_task(self._refresh_gauges(), name="gauges"),
                 ]
+                if self.policy.scheduler_enabled:
+                    loops.append(
+                        tasks.create_task(self.policy.scheduler.run(), name="policy-scheduler")
+                    )
                 try:
                     yield self
                 finally:

@@ -8,6 +8,8 @@ from pathlib import Path
 from pydantic import AwareDatetime, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from cloud.policy.settings import PolicySettings
+
 DEV_PLACEHOLDER = "dev-only-change-me"
 # Webhook secrets and API tokens shorter than this are guessable.
 MIN_SECRET_CHARS = 16
@@ -67,6 +69,8 @@ class CloudSettings(BaseSettings):
     manual_commands_per_actor: int = Field(30, ge=1)
     manual_commands_total: int = Field(300, ge=1)
     manual_commands_window_s: float = Field(60.0, gt=0)
+    # The disconnection policy, read from SWITCHYARD_POLICY_* (cloud/policy/settings.py).
+    policy: PolicySettings = Field(default_factory=PolicySettings)
 
     @model_validator(mode="after")
     def _refuse_missing_secrets(self) -> CloudSettings:

@@ -6,6 +6,7 @@ import argparse
 import json
 import os
 import sys
+from datetime import datetime
 from pathlib import Path
 
 from switchyard.procs import ProcessStartError
@@ -25,6 +26,16 @@ def _port(value: str) -> int:
     return number
 
 
+def _aware_datetime(value: str) -> datetime:
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"not an ISO 8601 date and time: {value}") from exc
+    if moment.tzinfo is None:
+        raise argparse.ArgumentTypeError("give a UTC offset, e.g. 2026-12-01T11:00:00+05:30")
+    return moment
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every subcommand."""
     parser = argparse.ArgumentParser(
@@ -39,6 +50,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--mqtt-port", type=_port, default=0, help="broker port (a free one)")
     run.add_argument("--state-dir", type=Path, default=Path(".switchyard/run"))
     run.add_argument("--link-latency-ms", type=float, default=0.0, help="meter link latency")
+    run.add_argument(
+        "--policy-clock",
+        type=_aware_datetime,
+        help="fix the policy's clock, e.g. 2026-12-01T11:00:00+05:30 (demo data dates from it)",
+    )
 
     sub.add_parser("cloud", help="the cloud service alone (SWITCHYARD_* environment)")
     sub.add_parser("gateway", help="one edge gateway alone (SWITCHYARD_* environment)")
@@ -71,6 +87,14 @@ def build_parser() -> argparse.ArgumentParser:
     token_sub.add_parser("list", help="every token, without secrets")
     revoke = token_sub.add_parser("revoke", help="revoke a token by its id")
     revoke.add_argument("token_id")
+    run_policy = sub.add_parser(
+        "disconnection-run", help="run the disconnection policy through the API (or a dry run)"
+    )
+    run_policy.add_argument("--dry-run", action="store_true", help="report only, switch nothing")
+    run_policy.add_argument("--api-url", help="default: SWITCHYARD_API_URL or the running stack")
+    run_policy.add_argument("--token", help="operator token (SWITCHYARD_OPERATOR_TOKEN)")
+    run_policy.add_argument("--state-dir", type=Path, default=Path(".switchyard/run"))
+    run_policy.add_argument("--json", action="store_true", help="print the API's JSON answer")
     return parser
 
 
@@ -148,6 +172,35 @@ def _pay(args: argparse.Namespace) -> int:
     return 0
 
 
+def _disconnection_run(args: argparse.Namespace) -> int:
+    import httpx
+
+    from switchyard.runs import RunRequestError, describe_run, start_run
+    from switchyard.stack import STACK_FILE
+
+    api_url = args.api_url or os.environ.get("SWITCHYARD_API_URL")
+    token = args.token or os.environ.get("SWITCHYARD_OPERATOR_TOKEN")
+    stack_file = args.state_dir / STACK_FILE
+    if (api_url is None or token is None) and stack_file.exists():
+        described = json.loads(stack_file.read_text())
+        api_url = api_url or described["api_url"]
+        token = token or described["operator_token"]
+    if api_url is None or token is None:
+        print(
+            "switchyard disconnection-run: no running stack found; start `make run` or give "
+            "--api-url and --token",
+            file=sys.stderr,
+        )
+        return 2
+    try:
+        run = start_run(api_url, token, dry_run=args.dry_run)
+    except (RunRequestError, httpx.HTTPError) as exc:
+        print(f"switchyard disconnection-run: {exc}", file=sys.stderr)
+        return 1
+    print(json.dumps(run, indent=1) if args.json else describe_run(run, api_url))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `switchyard` console script."""
     args = build_parser().parse_args(argv)
@@ -161,6 +214,7 @@ def main(argv: list[str] | None = None) -> int:
             mqtt_port=args.mqtt_port,
             state_dir=args.state_dir,
             link_latency_ms=args.link_latency_ms,
+            policy_clock=args.policy_clock,
         )
         try:
             return run_stack(options)
@@ -190,6 +244,8 @@ def main(argv: list[str] | None = None) -> int:
         return _signing_key(args)
     if args.command == "token":
         return _token(args)
+    if args.command == "disconnection-run":
+        return _disconnection_run(args)
     raise AssertionError(f"unhandled command {args.command}")
 
 

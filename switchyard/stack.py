@@ -24,7 +24,7 @@ from cloud.db.session import Database
 from cloud.onboarding import register_accounts
 from switchyard.broker import Broker, BrokerConfig, start_secure_broker
 from switchyard.broker_credentials import CLOUD_USER, BrokerCredentials, ensure_credentials
-from switchyard.demo import DemoFleet, build_demo_fleet
+from switchyard.demo import DemoFleet, build_demo_fleet, register_policy_cases
 from switchyard.procs import ManagedProcess, ProcessStartError, free_port, stop_all
 from wire.signing import generate_private_key_b64, private_key_from_b64, public_key_b64
 
@@ -59,6 +59,8 @@ class StackOptions:
     # Broker CA, certificates and passwords, made on first use and kept across runs.
     # None: `secrets` next to the state directory (.switchyard/secrets by default).
     secrets_dir: Path | None = None
+    # Fixes the disconnection policy's clock (and dates the demo data from it); None: real time.
+    policy_clock: datetime | None = None
 
     @property
     def broker_credentials_dir(self) -> Path:
@@ -168,6 +170,7 @@ async def _seed(database_url: str, fleet: DemoFleet) -> None:
     try:
         await upgrade_to_head(db.engine)
         await register_accounts(db, fleet.accounts, datetime.now(UTC))
+        await register_policy_cases(db, fleet.policy_cases, datetime.now(UTC))
     finally:
         await db.close()
 
@@ -185,6 +188,7 @@ def start_stack(options: StackOptions) -> LocalStack:
             meters=options.meters,
             gateways=options.gateways,
             disconnected_share=options.disconnected_share,
+            now=options.policy_clock,
         ),
     )
     try:
@@ -267,6 +271,7 @@ def _start_cloud(stack: LocalStack, number: int, port: int, logs: Path) -> Manag
                 "SWITCHYARD_WEBHOOK_SECRET": s.webhook_secret,
                 "SWITCHYARD_SIGNING_KEY_ID": s.signing_key_id,
                 "SWITCHYARD_SIGNING_PRIVATE_KEY": s.signing_private_key,
+                **_policy_env(options),
                 **options.cloud_env,
             }
         ),
@@ -295,6 +300,12 @@ def _start_gateway(stack: LocalStack, dcu_id: str, state: Path) -> ManagedProces
             }
         ),
     ).start()
+
+
+def _policy_env(options: StackOptions) -> dict[str, str]:
+    if options.policy_clock is None:
+        return {}
+    return {"SWITCHYARD_POLICY_CLOCK": options.policy_clock.isoformat()}
 
 
 def _wait_gateways_online(stack: LocalStack, timeout_s: float) -> None:
@@ -348,6 +359,11 @@ def banner(stack: LocalStack, shown_accounts: int = 5) -> str:
         "",
         f"  switchyard pay {first}",
         f"  curl {stack.api_url}/api/v1/accounts/{first}/dues",
+        "",
+        f"Overdue and still connected: {len(stack.fleet.policy_cases)} accounts; "
+        f"{len(stack.fleet.cases('eligible'))} pass every rule (inside the allowed hours),",
+        "the rest are held back by one. See what a disconnection run would do (switches nothing):",
+        "  switchyard disconnection-run --dry-run",
         "",
         "Ctrl-C stops everything.",
     ]

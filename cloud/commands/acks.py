@@ -67,6 +67,10 @@ class AckApplier:
         self._on_final = list(on_final)
         self._clock = clock
 
+    def add_final_hook(self, hook: FinalHook) -> None:
+        """Also call `hook` inside the ack transaction whenever a command reaches a final state."""
+        self._on_final.append(hook)
+
     async def apply_batch(self, acks: Sequence[Ack]) -> None:
         """Apply acks in a transaction of their own."""
         async with self._db.write() as session:

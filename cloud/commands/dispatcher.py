@@ -16,6 +16,7 @@ from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cloud.clock import Clock, utcnow
+from cloud.commands.acks import FinalHook
 from cloud.commands.lifecycle import (
     ACTIVE_STATES,
     IN_FLIGHT_STATES,
@@ -81,6 +82,7 @@ class Dispatcher:
         clock: Clock = utcnow,
         *,
         signer: CommandSigner | None = None,
+        on_final: Sequence[FinalHook] = (),
     ) -> None:
         self._db = db
         self._publisher = publisher
@@ -91,6 +93,11 @@ class Dispatcher:
         # are (re)published, so a key can be retired at the gateways once the outbox has moved.
         self._signer = signer
         self._wake = asyncio.Event()
+        self._on_final = list(on_final)
+
+    def add_final_hook(self, hook: FinalHook) -> None:
+        """Also call `hook`, in the same transaction, when this dispatcher ends a command."""
+        self._on_final.append(hook)
 
     def wake(self) -> None:
         """Tell the dispatcher there is new work (called after a commit)."""
@@ -211,6 +218,8 @@ class Dispatcher:
                 )
                 command.next_attempt_at = None
                 self._metrics.command_transitions.labels(CommandState.TIMED_OUT.value).inc()
+                for hook in self._on_final:
+                    await hook(session, command)
                 continue
             record_transition(
                 session,
@@ -237,6 +246,8 @@ class Dispatcher:
             record_transition(session, command, CommandState.EXPIRED, now, "expired in the cloud")
             command.next_attempt_at = None
             self._metrics.command_transitions.labels(CommandState.EXPIRED.value).inc()
+            for hook in self._on_final:
+                await hook(session, command)
 
     def _mark_attempt(self, command: Command, now: datetime) -> Outgoing:
         command.attempts += 1

@@ -210,3 +210,124 @@ class AuditEntry(Base):
     reason: Mapped[str] = mapped_column(String(200), default="")
     outcome: Mapped[str] = mapped_column(String(32))
     detail: Mapped[str] = mapped_column(Text, default="")
+
+
+class Protection(Base):
+    """A consumer who must not be disconnected (life support, essential service) while active."""
+
+    __tablename__ = "protections"
+
+    protection_id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    account_id: Mapped[str] = mapped_column(ForeignKey("accounts.account_id"), index=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    reason: Mapped[str] = mapped_column(String(200), default="")
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    created_by: Mapped[str] = mapped_column(String(64))
+    ended_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    ended_by: Mapped[str | None] = mapped_column(String(64))
+
+
+class Dispute(Base):
+    """A billing dispute or a payment under protest; while open, the account is not cut off."""
+
+    __tablename__ = "disputes"
+
+    dispute_id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    account_id: Mapped[str] = mapped_column(ForeignKey("accounts.account_id"), index=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    reason: Mapped[str] = mapped_column(String(200), default="")
+    amount_paise: Mapped[int | None] = mapped_column(BigInteger)
+    opened_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    opened_by: Mapped[str] = mapped_column(String(64))
+    resolved_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    resolved_by: Mapped[str | None] = mapped_column(String(64))
+    resolution: Mapped[str] = mapped_column(String(200), default="")
+
+
+class Notification(Base):
+    """A message to a consumer (reminder, disconnection notice, ...), kept as evidence."""
+
+    __tablename__ = "notifications"
+    __table_args__ = (Index("ix_notifications_account_kind", "account_id", "kind"),)
+
+    notification_id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    account_id: Mapped[str] = mapped_column(ForeignKey("accounts.account_id"))
+    kind: Mapped[str] = mapped_column(String(32))
+    channel: Mapped[str] = mapped_column(String(32))
+    recipient: Mapped[str | None] = mapped_column(String(32))
+    body: Mapped[str] = mapped_column(Text)
+    reference: Mapped[str] = mapped_column(String(240), unique=True)
+    served_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    recorded_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    actor: Mapped[str | None] = mapped_column(String(64))
+
+
+class DisconnectionRun(Base):
+    """One evaluation of the disconnection policy over every overdue account."""
+
+    __tablename__ = "disconnection_runs"
+
+    run_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    dry_run: Mapped[bool] = mapped_column(Boolean)
+    trigger: Mapped[str] = mapped_column(String(16))
+    actor: Mapped[str | None] = mapped_column(String(64))
+    schedule_slot: Mapped[str | None] = mapped_column(String(32), unique=True)
+    policy_time: Mapped[datetime] = mapped_column(UtcDateTime)
+    started_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    # Null while its disconnects are being queued (or if the process died doing so).
+    finished_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    kill_switch_engaged: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class DisconnectionRunResult(Base):
+    """What a run decided for one overdue account, and the rule that held it back."""
+
+    __tablename__ = "disconnection_run_results"
+
+    run_id: Mapped[str] = mapped_column(ForeignKey("disconnection_runs.run_id"), primary_key=True)
+    account_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    meter_id: Mapped[str] = mapped_column(String(64))
+    dcu_id: Mapped[str] = mapped_column(String(64))
+    overdue_paise: Mapped[int] = mapped_column(BigInteger)
+    outcome: Mapped[str] = mapped_column(String(32))
+    rule: Mapped[str | None] = mapped_column(String(32))
+    rules: Mapped[str] = mapped_column(String(400), default="")
+    command_id: Mapped[str | None] = mapped_column(String(36))
+    detail: Mapped[str] = mapped_column(String(200), default="")
+
+
+class DcuQuarantine(Base):
+    """A run's disconnections on one DCU, held because they exceed the share limit."""
+
+    __tablename__ = "dcu_quarantines"
+
+    run_id: Mapped[str] = mapped_column(ForeignKey("disconnection_runs.run_id"), primary_key=True)
+    dcu_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    meter_count: Mapped[int] = mapped_column(Integer)
+    would_disconnect: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    decided_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    decided_by: Mapped[str | None] = mapped_column(String(64))
+
+
+class PolicyControl(Base):
+    """A runtime switch of the policy, such as the global kill switch."""
+
+    __tablename__ = "policy_controls"
+
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    engaged: Mapped[bool] = mapped_column(Boolean, default=False)
+    reason: Mapped[str] = mapped_column(String(200), default="")
+    changed_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    changed_by: Mapped[str | None] = mapped_column(String(64))
+
+
+class Lease(Base):
+    """A named lease one cloud process holds at a time (claimed by a conditional UPDATE)."""
+
+    __tablename__ = "leases"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    holder: Mapped[str | None] = mapped_column(String(128))
+    expires_at: Mapped[datetime | None] = mapped_column(UtcDateTime)

@@ -21,11 +21,21 @@ async def account_entries(session: AsyncSession, account_id: str) -> list[Ledger
     return list(result.scalars())
 
 
+def entry_view(entry: LedgerEntry) -> EntryView:
+    """The arithmetic view of a stored entry."""
+    return EntryView(
+        entry.entry_id,
+        EntryKind(entry.kind),
+        entry.amount_paise,
+        entry.created_at,
+        entry.due_date,
+        entry.reference,
+    )
+
+
 def dues_of(entries: list[LedgerEntry]) -> Dues:
     """Dues computed from loaded entries."""
-    return compute_dues(
-        EntryView(e.entry_id, EntryKind(e.kind), e.amount_paise, e.created_at) for e in entries
-    )
+    return compute_dues(entry_view(e) for e in entries)
 
 
 async def account_balance_paise(session: AsyncSession, account_id: str) -> int:
@@ -41,6 +51,17 @@ async def account_balance_paise(session: AsyncSession, account_id: str) -> int:
 async def account_dues(session: AsyncSession, account_id: str) -> Dues:
     """Dues of one account, computed from its entries."""
     return dues_of(await account_entries(session, account_id))
+
+
+async def find_entry(session: AsyncSession, kind: EntryKind, reference: str) -> LedgerEntry | None:
+    """The entry of this kind with this reference, if one was recorded."""
+    return (
+        await session.execute(
+            select(LedgerEntry).where(
+                LedgerEntry.kind == kind.value, LedgerEntry.reference == reference
+            )
+        )
+    ).scalar_one_or_none()
 
 
 def add_entry(

@@ -56,7 +56,7 @@ class PaymentIntake:
         self,
         db: Database,
         factory: CommandFactory,
-        dispatcher: Dispatcher,
+        dispatcher: Dispatcher | None = None,
         currency: str = "INR",
     ) -> None:
         self._db = db
@@ -85,6 +85,8 @@ class PaymentIntake:
             # Another request stored the same event or payment id first.
             return IntakeResult(WebhookOutcome.DUPLICATE)
         # Committed: the reconnect goes out now rather than at the dispatcher's next round.
+        if self._dispatcher is None:
+            return result
         if outgoing:
             await self._dispatcher.publish(outgoing)
         elif result.command_id is not None:
@@ -145,7 +147,7 @@ class PaymentIntake:
             )
             await session.flush()
             command = await self._reconnect_if_cleared(session, account, payment.id, received_at)
-            if command is not None:
+            if command is not None and self._dispatcher is not None:
                 outgoing += await self._dispatcher.claim_new(session, [command], received_at)
             return IntakeResult(
                 WebhookOutcome.PROCESSED,

@@ -22,8 +22,17 @@ pytestmark = pytest.mark.integration
 
 # Bounded: enough to find the classic 500s (odd ids, huge numbers, bad cursors) in seconds.
 EXAMPLES_PER_OPERATION = 25
-STATEFUL_SCENARIOS = 15
-STATEFUL_STEPS = 6
+STATEFUL_SCENARIOS = 80
+STATEFUL_STEPS = 10
+# Operations whose bodies have rules across fields that OpenAPI cannot state (a billing period
+# that ends before it starts, a notice or bill dated in the future): a schema-valid body may be
+# refused with 422 there, so "schema-valid request rejected" is not a defect for these alone.
+CROSS_FIELD_RULES = {
+    "POST /api/v1/accounts/{account_id}/bills",
+    "POST /api/v1/accounts/{account_id}/adjustments",
+    "POST /api/v1/accounts/{account_id}/notices",
+    "POST /api/v1/accounts/{account_id}/disputes",
+}
 
 
 @pytest.fixture
@@ -72,10 +81,16 @@ def test_no_operation_answers_500_or_breaks_its_schema(cloud: CloudProcess, mode
         if mode == GenerationMode.NEGATIVE and not any(len(part) for part in inputs):
             continue  # nothing to make invalid (e.g. GET /healthz; the token is fixed)
 
+        excluded = (
+            [schemathesis.checks.positive_data_acceptance]
+            if operation.label in CROSS_FIELD_RULES
+            else []
+        )
+
         @_settings(EXAMPLES_PER_OPERATION)
         @hypothesis.given(case=operation.as_strategy(generation_mode=mode))
-        def check(case: Any) -> None:
-            case.call_and_validate(base_url=cloud.url)
+        def check(case: Any, excluded: list[Any] = excluded) -> None:
+            case.call_and_validate(base_url=cloud.url, excluded_checks=excluded)
 
         check()
     assert cloud.process.alive(), cloud.process.tail()
@@ -92,6 +107,14 @@ def test_stateful_sequences_find_no_500_and_no_schema_violation(cloud: CloudProc
         def get_call_kwargs(self, case: Any) -> dict[str, Any]:
             return {"base_url": base_url}
 
+        def validate_response(self, response: Any, case: Any, **kwargs: Any) -> None:
+            excluded = (
+                [schemathesis.checks.positive_data_acceptance]
+                if case.operation.label in CROSS_FIELD_RULES
+                else []
+            )
+            case.validate_response(response, excluded_checks=excluded, transport_kwargs=kwargs)
+
         def after_call(self, response: Any, case: Any) -> None:
             super().after_call(response, case)
             answered.append((case.operation.label, response.status_code))
@@ -103,7 +126,8 @@ def test_stateful_sequences_find_no_500_and_no_schema_violation(cloud: CloudProc
         )
     )
     # Links were followed: these ids exist only in earlier responses, never by chance.
-    assert ("GET /api/v1/commands/{command_id}", 200) in answered
-    assert ("GET /api/v1/accounts/{account_id}", 200) in answered
+    seen = sorted(set(answered))
+    assert ("GET /api/v1/commands/{command_id}", 200) in answered, seen
+    assert ("GET /api/v1/accounts/{account_id}", 200) in answered, seen
     assert cloud.process.alive(), cloud.process.tail()
     assert "Traceback" not in cloud.process.log_path.read_text()

@@ -17,6 +17,7 @@ import pytest
 
 from cloud.db.models import Command
 from cloud.db.session import Database
+from cloud.onboarding import AccountRecord
 from switchyard.broker_credentials import CLOUD_USER
 from switchyard.faultproxy import FaultProxy
 from switchyard.procs import free_port
@@ -78,6 +79,11 @@ def _start(started: list[LocalStack], options: StackOptions) -> tuple[LocalStack
     return stack, StackApi(stack)
 
 
+def _switchable(stack: LocalStack) -> list[AccountRecord]:
+    """Demo accounts whose meters can be switched remotely (control mode 0 never disconnects)."""
+    return [a for a in stack.fleet.accounts if a.control_mode != 0]
+
+
 def _opposite(relay: str) -> str:
     return "connect" if relay != "connected" else "disconnect"
 
@@ -101,7 +107,7 @@ def _command_every_meter(
 ) -> dict[str, str]:
     """Flip every meter's relay with one operator command each; fills meter id -> command id."""
     issued = {} if issued is None else issued
-    for account in stack.fleet.accounts:
+    for account in _switchable(stack):
         action = _opposite(account.relay.value)
         issued[account.meter_id] = api.command(account.meter_id, action)["command_id"]
         if pause_s:
@@ -116,9 +122,9 @@ def _assert_each_meter_switched_once(
     assert {c["state"] for c in finals} == {"SUCCEEDED"}, [
         (c["meter_id"], c["state"], c["detail"]) for c in finals if c["state"] != "SUCCEEDED"
     ]
-    dcu_of = {a.meter_id: a.dcu_id for a in stack.fleet.accounts}
+    dcu_of = {a.meter_id: a.dcu_id for a in _switchable(stack)}
     expected = {
-        a.meter_id: [301 if a.relay.value == "connected" else 302] for a in stack.fleet.accounts
+        a.meter_id: [301 if a.relay.value == "connected" else 302] for a in _switchable(stack)
     }
     assert _relay_events(stack, dcu_of) == expected
 
@@ -136,7 +142,7 @@ def test_broker_killed_mid_stream_every_command_succeeds_once(
     time.sleep(1.0)  # the outage itself: commands keep being accepted meanwhile
     stack.broker.restart()
     issuer.join()
-    assert len(issued) == len(stack.fleet.accounts)
+    assert len(issued) == len(_switchable(stack))
     _assert_each_meter_switched_once(stack, api, issued, CONVERGENCE_DEADLINE_S)
 
 
@@ -181,7 +187,7 @@ def test_gateway_offline_spends_no_attempts_and_converges_on_return(
     gateway = stack.gateways["DCU02"]
     gateway.kill()
     wait_for("the Will of DCU02", lambda: True if not api.gateways()["DCU02"] else None)
-    on_dcu2 = [a for a in stack.fleet.accounts if a.dcu_id == "DCU02"]
+    on_dcu2 = [a for a in _switchable(stack) if a.dcu_id == "DCU02"]
     issued = {
         a.meter_id: api.command(a.meter_id, _opposite(a.relay.value))["command_id"] for a in on_dcu2
     }
@@ -235,7 +241,7 @@ def test_link_faults_heal_and_every_meter_converges(
         _assert_each_meter_switched_once(stack, api, issued, CONVERGENCE_DEADLINE_S)
         converged_s = time.monotonic() - healed_at
         assert converged_s < CONVERGENCE_DEADLINE_S
-        for account in stack.fleet.accounts:
+        for account in _switchable(stack):
             meter = api.meter(account.meter_id)
             assert meter["reported_relay"] == meter["desired_relay"]
     finally:
@@ -278,7 +284,7 @@ def test_two_cloud_processes_split_the_work_and_do_it_once(
     watchers = _watch_commands(stack, publishes)
     try:
         issued: dict[str, str] = {}
-        for n, account in enumerate(stack.fleet.accounts):
+        for n, account in enumerate(_switchable(stack)):
             api = first if n % 2 else second
             action = _opposite(account.relay.value)
             issued[account.meter_id] = api.command(account.meter_id, action)["command_id"]
@@ -349,7 +355,7 @@ def test_malformed_payloads_are_counted_and_do_not_block_what_follows(
                 else None
             ),
         )
-    account = next(a for a in stack.fleet.accounts if a.dcu_id == "DCU01")
+    account = next(a for a in _switchable(stack) if a.dcu_id == "DCU01")
     command_id = api.command(account.meter_id, _opposite(account.relay.value))["command_id"]
     assert api.wait_final([command_id])[0]["state"] == "SUCCEEDED"
     assert api.gateways()["DCU01"], "garbage on the state topic did not take the gateway offline"

@@ -1,0 +1,1 @@
+"""The disconnection policy: rules over account snapshots, safety limits, runs and scheduler."""
