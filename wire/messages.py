@@ -11,6 +11,8 @@ from wire.errors import MalformedMessage
 from wire.ids import CommandId, DcuId, MeterId
 
 MAX_REASON_CHARS = 200
+# Load-profile blocks are 15 minutes long and aligned to the quarter hour (IS 15959).
+PROFILE_BLOCK_MS = 15 * 60 * 1000
 
 
 class RelayState(StrEnum):
@@ -160,6 +162,11 @@ class TelemetryBatch(_Message):
     historical: bool = False
     readings: list[Reading] = Field(default_factory=list)
     profile: list[LoadProfileBlock] = Field(default_factory=list)
+    # When the gateway formed the batch, by its own clock (meter time may run accelerated).
+    at_ms: UnixMs = 0
+    # Readings and profile blocks this gateway dropped from its full backlog, since its store
+    # was created: a running total, so a lost batch cannot hide a drop.
+    dropped_readings: Annotated[int, Field(ge=0)] = 0
 
 
 WireModel = Command | Ack | MeterEvent | GatewayState | TelemetryBatch
