@@ -18,6 +18,7 @@ from wire.meterlink import MeterStatus
 
 T = TypeVar("T")
 
+
 class OutboundKind(StrEnum):
     """What an unsent message is; telemetry has a table of its own (see telemetry_buffer)."""
 
