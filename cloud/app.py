@@ -9,7 +9,7 @@ from fastapi import FastAPI
 
 from cloud.api.deps import TokenAuthenticator
 from cloud.api.errors import install_error_handlers
-from cloud.api.routes import accounts, commands, gateways, health, meters, payments
+from cloud.api.routes import accounts, commands, gateways, health, meters, payments, readings
 from cloud.runtime import CloudRuntime
 from cloud.settings import CloudSettings
 
@@ -32,6 +32,6 @@ def create_app(settings: CloudSettings) -> FastAPI:
     app.state.runtime = runtime
     app.state.authenticator = TokenAuthenticator.from_settings(settings)
     install_error_handlers(app)
-    for module in (health, accounts, meters, commands, payments, gateways):
+    for module in (health, accounts, meters, commands, payments, gateways, readings):
         app.include_router(module.router)
     return app

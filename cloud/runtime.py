@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 
 from cloud.batching import BatchCommitter
@@ -19,6 +19,7 @@ from cloud.metrics import CloudMetrics
 from cloud.mqtt import MqttTransport
 from cloud.payments.intake import PaymentIntake
 from cloud.settings import CloudSettings
+from cloud.telemetry import TelemetryService, build_telemetry
 from wire import Ack, CommandSigner, MeterEvent
 from wire.topics import TopicKind, cloud_filter, shared
 
@@ -58,10 +59,12 @@ class CloudRuntime:
             ),
             self.metrics,
         )
+        self.telemetry: TelemetryService = build_telemetry(settings, self.db, self.metrics.registry)
         self.ack_applier = AckApplier(
             self.db,
             self.metrics,
             AckRetryPolicy(settings.execution_timeout_s, settings.max_attempts),
+            on_final=[self.telemetry.on_command_final],
         )
         window_s = settings.ack_batch_window_ms / 1000
         self.acks: BatchCommitter[Ack] = BatchCommitter(
@@ -73,13 +76,23 @@ class CloudRuntime:
         self.event_recorder = EventRecorder(self.db, self.metrics)
         self.events: BatchCommitter[MeterEvent] = BatchCommitter(
             "events",
-            self.event_recorder.apply_batch,
+            self._record_events,
             max_items=settings.ack_batch_max,
             window_s=window_s,
         )
-        self.presence = PresenceTracker(self.db, self.factory, self.metrics, self.dispatcher.wake)
+        self.presence = PresenceTracker(
+            self.db,
+            self.factory,
+            self.metrics,
+            self.dispatcher.wake,
+            on_state=self.telemetry.on_gateway_state,
+        )
         self.router = InboundRouter(
-            acks=self.acks, events=self.events, presence=self.presence, metrics=self.metrics
+            acks=self.acks,
+            events=self.events,
+            presence=self.presence,
+            metrics=self.metrics,
+            telemetry=self.telemetry.handle_batch,
         )
         self.payments = PaymentIntake(self.db, self.factory, settings.currency)
 
@@ -95,6 +108,7 @@ class CloudRuntime:
                 # Retained births are never sent to shared subscriptions: every process reads
                 # presence itself (handling a birth twice is harmless).
                 cloud_filter(TopicKind.STATE),
+                shared(cloud_filter(TopicKind.TELEMETRY)),
             ]
         )
         try:
@@ -105,10 +119,15 @@ class CloudRuntime:
                     tasks.create_task(self.acks.run(), name="ack-batches"),
                     tasks.create_task(self.events.run(), name="event-batches"),
                     tasks.create_task(self._watch_connection(), name="mqtt-gauge"),
+                    tasks.create_task(self.telemetry.run(), name="telemetry"),
                 ]
                 try:
                     yield self
                 finally:
+                    # Keep every telemetry batch already accepted, and let their PUBACKs go out
+                    # before the connection closes; later ones stay with the broker.
+                    await self.telemetry.close()
+                    await _let_callbacks_run()
                     for loop in loops:
                         loop.cancel()
         finally:
@@ -116,8 +135,18 @@ class CloudRuntime:
             await self.db.close()
             log.info("cloud runtime stopped")
 
+    async def _record_events(self, events: Sequence[MeterEvent]) -> None:
+        await self.event_recorder.apply_batch(events)
+        await self.telemetry.record_events(events)
+
     async def _watch_connection(self) -> None:
         while True:
             self.metrics.mqtt_connected.set(1 if self.mqtt.connected else 0)
             self.metrics.publishes_in_flight.set(self.mqtt.in_flight)
             await asyncio.sleep(1.0)
+
+
+async def _let_callbacks_run() -> None:
+    """Give done-callbacks (the transport's PUBACKs of finished handlers) their turn."""
+    for _ in range(3):
+        await asyncio.sleep(0)

@@ -62,6 +62,8 @@ class _Message(BaseModel):
 
 Reason = Annotated[str, Field(max_length=MAX_REASON_CHARS)]
 UnixMs = Annotated[int, Field(ge=0)]
+# A measured value: NaN and infinity are refused, the time-series store could not keep them.
+Measured = Annotated[float, Field(allow_inf_nan=False)]
 
 
 class Command(_Message):
@@ -133,11 +135,11 @@ class Reading(_Message):
     meter_id: MeterId
     at_ms: UnixMs
     relay: RelayState
-    voltage_v: float
-    current_a: float
-    active_power_w: float
-    power_factor: float
-    frequency_hz: float
+    voltage_v: Measured
+    current_a: Measured
+    active_power_w: Measured
+    power_factor: Measured
+    frequency_hz: Measured
     import_wh: Annotated[int, Field(ge=0)]
     export_wh: Annotated[int, Field(ge=0)]
     import_vah: Annotated[int, Field(ge=0)]
@@ -148,8 +150,8 @@ class LoadProfileBlock(_Message):
 
     meter_id: MeterId
     block_start_ms: UnixMs
-    avg_voltage_v: float
-    avg_current_a: float
+    avg_voltage_v: Measured
+    avg_current_a: Measured
     import_wh: Annotated[int, Field(ge=0)]
     export_wh: Annotated[int, Field(ge=0)]
 
