@@ -80,14 +80,23 @@ class TelemetryBuffer:
         profile_cursors: Mapping[str, int],
         keep: Collection[int] = (),
     ) -> Appended:
-        """Store one batch with its profile cursors, then drop the oldest beyond the bounds."""
+        """Make room by dropping the oldest beyond the bounds, then store the batch (built with
+        the drop total including this drop) and its profile cursors."""
         # `keep`: rows the MQTT client already holds; they are never dropped (they may still be
-        # delivered), but they count against the bounds.
+        # delivered), but they count against the bounds. The new batch always stays.
 
         def operation(connection: sqlite3.Connection) -> Appended:
             before = _totals(connection)
-            payload = build(before.entries)
             created_ms = self._clock()
+            size_bytes = len(build(before.entries))  # the total's digits barely change it
+            dropped_now = self._make_room(connection, created_ms, frozenset(keep), size_bytes)
+            totals = DropTotals(
+                before.batches + dropped_now.batches, before.entries + dropped_now.entries
+            )
+            if dropped_now.batches:
+                _set_meta(connection, _DROPPED_BATCHES, totals.batches)
+                _set_meta(connection, _DROPPED_ENTRIES, totals.entries)
+            payload = build(totals.entries)
             cursor = connection.execute(
                 "INSERT INTO telemetry (created_ms, entries, size_bytes, payload)"
                 " VALUES (?, ?, ?, ?)",
@@ -99,13 +108,6 @@ class TelemetryBuffer:
                 " ON CONFLICT (meter_id) DO UPDATE SET next_block_ms = excluded.next_block_ms",
                 list(profile_cursors.items()),
             )
-            dropped_now = self._enforce_bounds(connection, created_ms, frozenset(keep))
-            totals = DropTotals(
-                before.batches + dropped_now.batches, before.entries + dropped_now.entries
-            )
-            if dropped_now.batches:
-                _set_meta(connection, _DROPPED_BATCHES, totals.batches)
-                _set_meta(connection, _DROPPED_ENTRIES, totals.entries)
             return Appended(StoredBatch(row_id, payload), totals, dropped_now)
 
         return await self._store.run(operation)
@@ -150,10 +152,14 @@ class TelemetryBuffer:
 
         return await self._store.run(operation)
 
-    def _enforce_bounds(
-        self, connection: sqlite3.Connection, now_ms_: int, keep: frozenset[int]
+    def _make_room(
+        self,
+        connection: sqlite3.Connection,
+        now_ms_: int,
+        keep: frozenset[int],
+        incoming_bytes: int,
     ) -> DropTotals:
-        """Drop, newest kept first, every row past a bound; answer what was dropped."""
+        """Drop every row past a bound, counting from the incoming batch back; answer what."""
         bounds = self._bounds
         oldest_allowed_ms = now_ms_ - int(bounds.max_age_s * 1000)
         rows = [
@@ -163,8 +169,8 @@ class TelemetryBuffer:
             )
         ]
         held = [row for row in rows if row.id in keep]
-        kept_batches = len(held)
-        kept_bytes = sum(row.size_bytes for row in held)
+        kept_batches = 1 + len(held)
+        kept_bytes = incoming_bytes + sum(row.size_bytes for row in held)
         full = False  # once a row does not fit, every older one goes too: oldest dropped first
         victims: list[_Row] = []
         for row in rows:

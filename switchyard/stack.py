@@ -44,6 +44,11 @@ class StackOptions:
     link_latency_ms: float = 0.0
     # None: a SQLite file in the state directory.
     database_url: str | None = None
+    # How often each gateway reads its meters; meter time runs `time_scale` times as fast.
+    telemetry_interval_s: float = 60.0
+    time_scale: float = 1.0
+    # None: readings kept in the cloud database; else InfluxDB (token from the environment).
+    influx_url: str | None = None
 
 
 @dataclass
@@ -161,6 +166,7 @@ def _start_processes(stack: LocalStack) -> None:
                 "SWITCHYARD_SIM_LINK_HOST": options.host,
                 "SWITCHYARD_SIM_LINK_PORT": str(link_port),
                 "SWITCHYARD_SIM_LATENCY_MS": str(options.link_latency_ms),
+                "SWITCHYARD_SIM_TIME_SCALE": str(options.time_scale),
             }
         ),
     ).start()
@@ -187,6 +193,8 @@ def _start_processes(stack: LocalStack) -> None:
                 "SWITCHYARD_WEBHOOK_SECRET": s.webhook_secret,
                 "SWITCHYARD_SIGNING_KEY_ID": s.signing_key_id,
                 "SWITCHYARD_SIGNING_PRIVATE_KEY": s.signing_private_key,
+                "SWITCHYARD_TELEMETRY_SPOOL_DIR": str(state / "telemetry-spool"),
+                **_influx_env(options),
             }
         ),
     ).start()
@@ -208,12 +216,22 @@ def _start_processes(stack: LocalStack) -> None:
                     "SWITCHYARD_LINK_PORT": str(link_port),
                     "SWITCHYARD_TRUSTED_KEYS": s.trusted_keys_json,
                     "SWITCHYARD_STATE_DIR": str(state / "edge"),
+                    "SWITCHYARD_TELEMETRY_INTERVAL_S": str(options.telemetry_interval_s),
                 }
             ),
         ).start()
         stack.processes.append(gateway)
     _wait_gateways_online(stack, timeout_s=30.0)
     (state / STACK_FILE).write_text(json.dumps(stack.describe(), indent=1))
+
+
+def _influx_env(options: StackOptions) -> dict[str, str]:
+    if options.influx_url is None:
+        return {}
+    return {
+        "SWITCHYARD_INFLUX_URL": options.influx_url,
+        "SWITCHYARD_INFLUX_TOKEN": os.environ.get("SWITCHYARD_INFLUX_TOKEN", "dev-token"),
+    }
 
 
 def _wait_gateways_online(stack: LocalStack, timeout_s: float) -> None:

@@ -1,4 +1,4 @@
-"""Shared fixtures: a real Mosquitto per test module, started on a free port with its own config."""
+"""Shared fixtures: a real Mosquitto and a real VictoriaMetrics per test, each on a free port."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from switchyard.broker import Broker, start_broker
+from switchyard.victoria import Victoria, start_victoria
 
 
 @pytest.fixture
@@ -24,3 +25,13 @@ def broker(tmp_path: Path) -> Iterator[Broker]:
 def database_url(tmp_path: Path) -> str:
     """A fresh, empty cloud database for one test (SQLite today; PostgreSQL joins in issue 4)."""
     return f"sqlite+aiosqlite:///{tmp_path / 'cloud.sqlite3'}"
+
+
+@pytest.fixture
+def victoria(tmp_path: Path) -> Iterator[Victoria]:
+    """A fresh VictoriaMetrics (InfluxDB v2 write API) for one test, stopped afterwards."""
+    running = start_victoria(tmp_path / "victoria")
+    try:
+        yield running
+    finally:
+        running.process.stop()

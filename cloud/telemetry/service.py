@@ -71,6 +71,7 @@ class DropTracker:
         dropped = batch.dropped_readings
         if dropped <= self._known.get(batch.dcu_id, -1):
             return
+        self._metrics.gateway_dropped.labels(batch.dcu_id).set(dropped)
         async with self._db.write() as session:
             result = await session.execute(
                 update(Gateway)
@@ -83,7 +84,6 @@ class DropTracker:
         if dropped > 0 and int(getattr(result, "rowcount", 0) or 0):
             log.warning("gateway %s has dropped %d readings in all", batch.dcu_id, dropped)
         self._known[batch.dcu_id] = dropped
-        self._metrics.gateway_dropped.labels(batch.dcu_id).set(dropped)
 
 
 class InfluxTelemetry:

@@ -90,27 +90,31 @@ async def test_rows_in_the_clients_hands_are_never_dropped(store: Store) -> None
     assert await _stored(buffer) == [1, 4]  # 1 is kept (in flight) and counts against the bound
 
 
-async def test_drop_totals_survive_a_restart_and_travel_in_the_next_batch(tmp_path: Path) -> None:
+async def test_drop_totals_survive_a_restart_and_travel_in_the_batch_that_caused_them(
+    tmp_path: Path,
+) -> None:
     db = tmp_path / "edge.sqlite3"
     store = await Store.open(db)
     buffer = TelemetryBuffer(store, BacklogBounds(1, 1 << 30, 86_400.0))
     await _append(buffer, 1, entries=7)
-    await _append(buffer, 2, entries=3)
+    await _append(buffer, 2, entries=3)  # drops batch 1
     await store.close()
 
     reopened = await Store.open(db)
     try:
         buffer = TelemetryBuffer(reopened, BacklogBounds(1, 1 << 30, 86_400.0))
-        seen: list[int] = []
+        built_with: list[int] = []
 
         def build(dropped: int) -> bytes:
-            seen.append(dropped)
+            built_with.append(dropped)
             return b"3:"
 
-        appended = await buffer.append(build, entries=1, profile_cursors={})
+        appended = await buffer.append(build, entries=1, profile_cursors={})  # drops batch 2
+        stored = await buffer.oldest(10)
     finally:
         await reopened.close()
-    assert seen == [7]  # the batch built after the drop reports it
+    assert built_with[-1] == 10  # the stored payload counts its own drop and the earlier one
+    assert [row.payload for row in stored] == [b"3:"]
     assert (appended.totals.batches, appended.totals.entries) == (2, 10)
 
 
@@ -274,14 +278,11 @@ async def test_collector_sends_every_profile_block_once_and_the_drop_count(store
     assert {b.import_wh for batch in batches for b in batch.profile if b.meter_id == "MTR2"} == {0}
     assert all(batch.at_ms > 0 and batch.dcu_id == DCU for batch in batches)
 
-    # With the uplink down and room for two batches, the third poll drops the oldest and the
-    # fourth reports that drop in its batch.
-    await collector.collect_once()
-    oldest = decode(TelemetryBatch, (await buffer.oldest(1))[0].payload)
-    for _ in range(3):
+    # With the uplink down and room for two batches, the third and fourth polls each drop the
+    # oldest batch (two readings), and each stored batch carries the drop total so far.
+    for _ in range(4):
         clock.advance(60_000)
         await collector.collect_once()
-    latest = decode(TelemetryBatch, (await buffer.oldest(100))[-1].payload)
-    assert metrics.telemetry_dropped_batches == 2
-    assert latest.dropped_readings == len(oldest.readings) + len(oldest.profile)
-    assert metrics.telemetry_dropped_entries > latest.dropped_readings
+    stored = [decode(TelemetryBatch, row.payload) for row in await buffer.oldest(100)]
+    assert [batch.dropped_readings for batch in stored] == [2, 4]
+    assert (metrics.telemetry_dropped_batches, metrics.telemetry_dropped_entries) == (2, 4)
