@@ -120,11 +120,20 @@ class TelemetryPipeline:
         self._has_data.set()
         self._full.set()
         self._replay_wake.set()
+        held = self._pending_points
+        before = (self.stats.written, self.stats.spooled)
         try:
             async with asyncio.timeout(self._policy.shutdown_grace_s):
                 await self._closed.wait()
         except TimeoutError:
             log.error("telemetry: %d points not flushed at shutdown", self._pending_points)
+        log.info(
+            "telemetry: %d points held at shutdown: %d written, %d spooled; messages arriving"
+            " from now on stay unacknowledged and the broker delivers them again",
+            held,
+            self.stats.written - before[0],
+            self.stats.spooled - before[1],
+        )
         self._writer.close()
 
     def _enqueue(self, chunk: _Chunk) -> None:

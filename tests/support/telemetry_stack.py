@@ -71,6 +71,11 @@ class CloudProcess:
         assert self.process is not None
         return self.process.stop(timeout_s=30.0)
 
+    def log_text(self) -> str:
+        """Everything the current run has logged."""
+        assert self.process is not None
+        return self.process.log_path.read_text(errors="replace")
+
     def metrics(self) -> dict[str, float]:
         """Its Prometheus samples, `name{label="v",...}` -> value."""
         text = httpx.get(f"{self.url}/metrics", timeout=5.0).text
