@@ -39,6 +39,15 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--mqtt-port", type=_port, default=0, help="broker port (a free one)")
     run.add_argument("--state-dir", type=Path, default=Path(".switchyard/run"))
     run.add_argument("--link-latency-ms", type=float, default=0.0, help="meter link latency")
+    run.add_argument(
+        "--telemetry-interval-s", type=float, default=60.0, help="how often gateways read (60)"
+    )
+    run.add_argument(
+        "--time-scale", type=float, default=1.0, help="meter time speed-up (1440: a day a minute)"
+    )
+    run.add_argument(
+        "--influx-url", help="write telemetry to this InfluxDB (token: SWITCHYARD_INFLUX_TOKEN)"
+    )
 
     sub.add_parser("cloud", help="the cloud service alone (SWITCHYARD_* environment)")
     sub.add_parser("gateway", help="one edge gateway alone (SWITCHYARD_* environment)")
@@ -101,6 +110,9 @@ def main(argv: list[str] | None = None) -> int:
             mqtt_port=args.mqtt_port,
             state_dir=args.state_dir,
             link_latency_ms=args.link_latency_ms,
+            telemetry_interval_s=args.telemetry_interval_s,
+            time_scale=args.time_scale,
+            influx_url=args.influx_url,
         )
         try:
             return run_stack(options)
