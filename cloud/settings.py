@@ -55,10 +55,12 @@ class CloudSettings(BaseSettings):
     influx_org: str = "switchyard"
     influx_bucket: str = "telemetry"
     influx_timeout_s: float = Field(10.0, gt=0)
+    influx_gzip_level: int = Field(6, ge=1, le=9)
     telemetry_buffer_max_points: int = Field(200_000, ge=1)
     telemetry_flush_points: int = Field(10_000, ge=1)
     telemetry_flush_interval_ms: float = Field(200.0, ge=0)
     telemetry_retry_s: float = Field(2.0, gt=0)
+    telemetry_write_concurrency: int = Field(2, ge=1, le=16)
     telemetry_spool_dir: Path = Path(".switchyard/telemetry-spool")
     telemetry_spool_max_bytes: int = Field(1024 * 1024 * 1024, ge=1024)
     telemetry_retention_days: float = Field(7.0, gt=0)

@@ -58,6 +58,10 @@ def build_parser() -> argparse.ArgumentParser:
     pay.add_argument("amount_paise", nargs="?", type=_positive, help="default: total payable")
     pay.add_argument("--state-dir", type=Path, default=Path(".switchyard/run"))
     pay.add_argument("--wait-s", type=float, default=10.0, help="how long to watch the relay")
+
+    from switchyard.bench import add_bench_parser
+
+    add_bench_parser(sub)
     return parser
 
 
@@ -136,6 +140,10 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.command == "pay":
         return _pay(args)
+    if args.command == "bench":
+        from switchyard.bench import run_bench
+
+        return run_bench(args)
     raise AssertionError(f"unhandled command {args.command}")
 
 

@@ -35,6 +35,7 @@ def pipeline_policy(settings: CloudSettings) -> PipelinePolicy:
         flush_points=settings.telemetry_flush_points,
         flush_interval_s=settings.telemetry_flush_interval_ms / 1000,
         retry_s=settings.telemetry_retry_s,
+        write_concurrency=settings.telemetry_write_concurrency,
     )
 
 
@@ -50,6 +51,7 @@ def build_telemetry(
             settings.influx_org,
             settings.influx_bucket,
             timeout_s=settings.influx_timeout_s,
+            gzip_level=settings.influx_gzip_level,
         )
         return build_influx(
             db,

@@ -27,6 +27,8 @@ class PipelinePolicy:
     flush_interval_s: float = 0.2
     retry_s: float = 2.0
     shutdown_grace_s: float = 10.0
+    # Chunks written at once: compression and the database's parsing overlap.
+    write_concurrency: int = 2
 
 
 @dataclass(slots=True)
@@ -67,7 +69,8 @@ class TelemetryPipeline:
         self._metrics = metrics
         self.stats = PipelineStats()
         self._pending: deque[_Chunk] = deque()
-        self._pending_points = 0
+        self._queued_points = 0  # in `_pending`, not yet taken by a write
+        self._pending_points = 0  # queued or being written
         self._room = asyncio.Event()
         self._room.set()
         self._has_data = asyncio.Event()
@@ -139,25 +142,36 @@ class TelemetryPipeline:
     def _enqueue(self, chunk: _Chunk) -> None:
         self._pending.append(chunk)
         self._pending_points += chunk.points
+        self._queued_points += chunk.points
         self._metrics.pending_points.set(self._pending_points)
         self._has_data.set()
-        if self._pending_points >= self._policy.flush_points:
+        if self._queued_points >= self._policy.flush_points:
             self._full.set()
 
     async def _flush_loop(self) -> None:
-        while True:
-            if not self._pending:
-                if self._closing:
-                    return
-                self._has_data.clear()
-                await self._has_data.wait()
-                continue
-            if not self._closing and self._pending_points < self._policy.flush_points:
-                # Let a chunk fill up a little: fewer, larger writes.
-                self._full.clear()
-                await _wait_or_timeout(self._full, self._policy.flush_interval_s)
-            chunks = self._take()
+        slots = asyncio.Semaphore(self._policy.write_concurrency)
+        async with asyncio.TaskGroup() as deliveries:
+            while True:
+                if not self._pending:
+                    if self._closing:
+                        return  # the TaskGroup waits for the deliveries still running
+                    self._has_data.clear()
+                    await self._has_data.wait()
+                    continue
+                if not self._closing and self._queued_points < self._policy.flush_points:
+                    # Let a chunk fill up a little: fewer, larger writes.
+                    self._full.clear()
+                    await _wait_or_timeout(self._full, self._policy.flush_interval_s)
+                await slots.acquire()
+                chunks = self._take()
+                write = self._deliver_and_free(chunks, slots)
+                deliveries.create_task(write, name="telemetry-write")
+
+    async def _deliver_and_free(self, chunks: list[_Chunk], slots: asyncio.Semaphore) -> None:
+        try:
             await self._deliver(chunks)
+        finally:
+            slots.release()
             self._pending_points -= sum(chunk.points for chunk in chunks)
             self._metrics.pending_points.set(self._pending_points)
             if self._pending_points < self._policy.max_pending_points:
@@ -170,6 +184,7 @@ class TelemetryPipeline:
             chunk = self._pending.popleft()
             chunks.append(chunk)
             points += chunk.points
+        self._queued_points -= points
         return chunks
 
     async def _deliver(self, chunks: list[_Chunk]) -> None:

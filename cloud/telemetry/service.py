@@ -220,6 +220,8 @@ def build_influx(
     return InfluxTelemetry(pipeline, DropTracker(db, metrics), metrics)
 
 
-def influx_writer(url: str, token: str, org: str, bucket: str, *, timeout_s: float) -> InfluxWriter:
+def influx_writer(
+    url: str, token: str, org: str, bucket: str, *, timeout_s: float, gzip_level: int = 6
+) -> InfluxWriter:
     """The production writer: influxdb-client, gzip, synchronous writes."""
-    return InfluxWriter(url, token, org, bucket, timeout_s=timeout_s)
+    return InfluxWriter(url, token, org, bucket, timeout_s=timeout_s, gzip_level=gzip_level)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,6 +34,7 @@ class Spool:
     def __init__(self, directory: Path, *, max_bytes: int) -> None:
         self.directory = directory
         self._max_bytes = max_bytes
+        self._lock = threading.Lock()
         directory.mkdir(parents=True, exist_ok=True)
         for leftover in directory.glob("*.tmp"):
             leftover.unlink()  # a chunk whose write never finished was never acknowledged
@@ -51,19 +53,26 @@ class Spool:
 
     def append(self, chunk: bytes) -> SpoolFile:
         """Keep one chunk durably; SpoolFull when it would pass the size bound."""
-        if self.size_bytes + len(chunk) > self._max_bytes:
-            raise SpoolFull(self.size_bytes, self._max_bytes)
-        seq = self._next_seq
-        self._next_seq += 1
+        with self._lock:  # several writers may spool at once
+            if self.size_bytes + len(chunk) > self._max_bytes:
+                raise SpoolFull(self.size_bytes, self._max_bytes)
+            seq = self._next_seq
+            self._next_seq += 1
+            self.size_bytes += len(chunk)
         final = self.directory / f"{seq:012d}.lp"
         temporary = final.with_suffix(".tmp")
-        with temporary.open("wb") as handle:
-            handle.write(chunk)
-            handle.flush()
-            os.fsync(handle.fileno())
-        temporary.rename(final)
-        self._sync_directory()
-        self.size_bytes += len(chunk)
+        try:
+            with temporary.open("wb") as handle:
+                handle.write(chunk)
+                handle.flush()
+                os.fsync(handle.fileno())
+            temporary.rename(final)
+            self._sync_directory()
+        except OSError:
+            temporary.unlink(missing_ok=True)
+            with self._lock:
+                self.size_bytes -= len(chunk)
+            raise
         return SpoolFile(seq, final, len(chunk))
 
     def read(self, spooled: SpoolFile) -> bytes:
@@ -73,7 +82,8 @@ class Spool:
     def remove(self, spooled: SpoolFile) -> None:
         """Forget a chunk the database has accepted."""
         spooled.path.unlink(missing_ok=True)
-        self.size_bytes = max(0, self.size_bytes - spooled.size_bytes)
+        with self._lock:
+            self.size_bytes = max(0, self.size_bytes - spooled.size_bytes)
 
     def _sync_directory(self) -> None:
         descriptor = os.open(self.directory, os.O_RDONLY)
