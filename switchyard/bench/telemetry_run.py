@@ -28,6 +28,7 @@ from wire.clock import now_ms
 
 _ROUND_MS = 60_000  # one reading per meter per minute of meter time
 _STEADY_FROM, _STEADY_TO = 0.05, 0.95  # the sustained rate leaves out start-up and the tail
+_MEASURABLE_S = 0.5
 
 
 @dataclass
@@ -204,11 +205,13 @@ def _result(
     crossed = timeline.crossed
     share = _STEADY_TO - _STEADY_FROM
     sustained_s = crossed[_STEADY_TO] - crossed[_STEADY_FROM]
-    points_per_reading = timeline.total / readings
-    sustained = share * timeline.total / points_per_reading / sustained_s
     producer = measured["producer"]
     # From the first publish (wall clock: the producer is another process) to the last write.
     whole_s = measured["finished_wall_s"] - producer["first_publish_s"]
+    if sustained_s < _MEASURABLE_S:
+        sustained = readings / whole_s  # a run too short for a steady window
+    else:
+        sustained = share * readings / sustained_s
     figures = [
         Figure("readings/s sustained (5-95 %)", sustained, "readings/s", True, target),
         Figure("readings/s first publish to last write", readings / whole_s, "readings/s"),
