@@ -42,14 +42,16 @@ class TelemetryPublisher:
         self._metrics = metrics
         self._in_flight: dict[int, bool] = {}  # row id -> replayed (historical)
         self._acked: list[int] = []
+        # PUBACKed rows until their deletion has committed: still in the store, never resent.
+        self._done: set[int] = set()
         self._backlog_maybe = True  # an earlier run may have left batches
         self._wake = asyncio.Event()
         self._idle = asyncio.Event()
 
     @property
     def in_flight(self) -> frozenset[int]:
-        """Rows handed to the MQTT client and not yet acknowledged."""
-        return frozenset(self._in_flight)
+        """Rows handed to the MQTT client and not yet deleted: never to be dropped or resent."""
+        return frozenset(self._in_flight.keys() | self._done)
 
     def wake(self) -> None:
         """Look at the backlog again (the broker connection came up)."""
@@ -78,6 +80,7 @@ class TelemetryPublisher:
         if self._acked:
             row_ids, self._acked = self._acked, []
             await self._buffer.delete(row_ids)
+            self._done.difference_update(row_ids)
 
     async def settled(self) -> None:
         """Wait until no batch is in the MQTT client's hands and every PUBACKed row is deleted."""
@@ -90,12 +93,12 @@ class TelemetryPublisher:
         room = self._replay_window - replaying
         if room <= 0:
             return
-        rows = await self._buffer.oldest(room, exclude=self._in_flight.keys())
+        rows = await self._buffer.oldest(room, exclude=self._in_flight.keys() | self._done)
         if len(rows) < room:
             self._backlog_maybe = False
         for row in rows:
-            if row.id in self._in_flight:
-                continue  # offered live while we were reading the store
+            if row.id in self._in_flight or row.id in self._done:
+                continue  # offered live, or even acknowledged, while we read the store
             if not self._hand_over(row.id, _historical(row.payload), replayed=True):
                 self._backlog_maybe = True
                 return
@@ -108,12 +111,14 @@ class TelemetryPublisher:
             asyncio.get_running_loop().call_later(_RETRY_AFTER_S, self._wake.set)
             return False
         self._in_flight[row_id] = replayed
+        log.debug("telemetry batch %d handed to MQTT (replayed: %s)", row_id, replayed)
         self._idle.clear()
         puback.add_done_callback(partial(self._on_puback, row_id))
         return True
 
     def _on_puback(self, row_id: int, puback: asyncio.Future[None]) -> None:
         replayed = self._in_flight.pop(row_id, False)
+        log.debug("telemetry batch %d: PUBACK (cancelled: %s)", row_id, puback.cancelled())
         if puback.cancelled():
             self._backlog_maybe = True  # the client is stopping; the row stays stored
             self._wake.set()
@@ -129,6 +134,7 @@ class TelemetryPublisher:
             self._metrics.outbound_refused += 1
             log.error("broker refused telemetry batch %d: %s", row_id, error)
         self._acked.append(row_id)
+        self._done.add(row_id)
         self._wake.set()
 
 

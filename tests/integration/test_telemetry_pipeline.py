@@ -141,6 +141,7 @@ async def _rig(
                 "link_host": link_host,
                 "link_port": str(link_port),
                 "telemetry_interval_s": "0.2",
+                "log_level": "DEBUG",
                 **(gateway_settings or {}),
             },
         )

@@ -225,6 +225,45 @@ async def test_a_batch_left_by_an_earlier_run_is_replayed_once(tmp_path: Path) -
     assert [(b.batch_id, b.historical) for b in mqtt.published] == [("b1", True)]
 
 
+class SlowDeletes(TelemetryBuffer):
+    """The real buffer, whose deletes wait until the test lets them commit."""
+
+    gate: asyncio.Event
+
+    async def delete(self, row_ids: Sequence[int]) -> None:
+        await self.gate.wait()
+        await super().delete(row_ids)
+
+
+async def test_a_row_acknowledged_while_its_deletion_waits_is_not_resent(store: Store) -> None:
+    buffer = SlowDeletes(store, ROOMY)
+    buffer.gate = asyncio.Event()
+    for n in range(1, 4):
+        await _store_batch(buffer, n)
+    mqtt = FakeMqtt()
+    publisher = TelemetryPublisher(
+        buffer, mqtt, dcu_id=DCU, replay_window=2, metrics=GatewayMetrics()
+    )
+    running = asyncio.create_task(publisher.run())
+    try:
+        publisher.wake()
+        await mqtt.wait_published(2)
+        mqtt.pubacks[0].set_result(None)  # b1's deletion starts and waits on the gate
+        await asyncio.sleep(0.05)
+        mqtt.pubacks[1].set_result(None)  # b2 acknowledged while b1's deletion is pending
+        await asyncio.sleep(0.05)
+        buffer.gate.set()
+        while len(mqtt.published) < 3:
+            await mqtt.wait_published(len(mqtt.published) + 1)
+            mqtt.ack_all()
+        async with asyncio.timeout(DEADLINE_S):
+            await publisher.settled()
+    finally:
+        running.cancel()
+    assert [b.batch_id for b in mqtt.published] == ["b1", "b2", "b3"]
+    assert await buffer.count() == 0
+
+
 class FleetSource:
     """The TelemetrySource seam served by real simulated meters, without a socket."""
 
