@@ -220,6 +220,11 @@ class TelemetryPipeline:
             return False
         except PointsRejected as exc:
             await self._reject(body, points, exc)
+        except Exception as exc:
+            # Boundary of a third-party client: whatever else it raises, keep the points safe.
+            log.exception("telemetry: unexpected error from the database client")
+            self._mark_down(exc)
+            return False
         else:
             self.stats.written += points
             self.stats.write_seconds += time.perf_counter() - started
@@ -266,6 +271,11 @@ class TelemetryPipeline:
                 return False
             except PointsRejected as exc:
                 await self._reject(body, points, exc)
+            except Exception:
+                # Boundary of a third-party client: the chunk stays spooled for the next try.
+                log.exception("telemetry replay: unexpected error from the database client")
+                self._metrics.errors.labels("replay").inc()
+                return False
             else:
                 self.stats.replayed += points
                 self._metrics.points.labels("replayed").inc(points)

@@ -17,6 +17,7 @@ from cloud.batching import BatchCommitter
 from cloud.commands.lifecycle import CommandState, Origin
 from cloud.db.models import Command, Gateway
 from cloud.db.session import Database
+from cloud.db.upsert import insert_ignoring_duplicates
 from cloud.telemetry.embedded import ReadingStore
 from cloud.telemetry.lines import batch_lines, command_line, event_line, gateway_state_line
 from cloud.telemetry.metrics import TelemetryMetrics
@@ -68,22 +69,34 @@ class DropTracker:
 
     async def observe(self, batch: TelemetryBatch) -> None:
         """Note the batch's drop total; the database is written only when it has grown."""
-        dropped = batch.dropped_readings
-        if dropped <= self._known.get(batch.dcu_id, -1):
+        dcu_id, dropped = batch.dcu_id, batch.dropped_readings
+        previous = self._known.get(dcu_id, -1)
+        if dropped <= previous:
             return
-        self._metrics.gateway_dropped.labels(batch.dcu_id).set(dropped)
-        async with self._db.write() as session:
-            result = await session.execute(
-                update(Gateway)
-                .where(
-                    Gateway.dcu_id == batch.dcu_id,
-                    Gateway.telemetry_dropped_readings < dropped,
+        # Claimed before the first await: batches of one gateway are handled concurrently, and
+        # an older, smaller total must not overtake a newer one.
+        self._known[dcu_id] = dropped
+        self._metrics.gateway_dropped.labels(dcu_id).set(dropped)
+        try:
+            async with self._db.write() as session:
+                if dropped > 0:
+                    # Telemetry may come in before the gateway's first birth has been applied.
+                    await insert_ignoring_duplicates(
+                        session,
+                        Gateway,
+                        [{"dcu_id": dcu_id, "online": False, "boot_seq": 0, "meter_count": 0}],
+                    )
+                result = await session.execute(
+                    update(Gateway)
+                    .where(Gateway.dcu_id == dcu_id, Gateway.telemetry_dropped_readings < dropped)
+                    .values(telemetry_dropped_readings=dropped)
                 )
-                .values(telemetry_dropped_readings=dropped)
-            )
+        except BaseException:
+            if self._known.get(dcu_id) == dropped:
+                self._known[dcu_id] = previous  # the batch is retried: write it then
+            raise
         if dropped > 0 and int(getattr(result, "rowcount", 0) or 0):
-            log.warning("gateway %s has dropped %d readings in all", batch.dcu_id, dropped)
-        self._known[batch.dcu_id] = dropped
+            log.warning("gateway %s has dropped %d readings in all", dcu_id, dropped)
 
 
 class InfluxTelemetry:
