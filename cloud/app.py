@@ -21,6 +21,7 @@ from cloud.api.routes import (
     notifications,
     payments,
     policy,
+    readings,
     safeguards,
 )
 from cloud.runtime import CloudRuntime
@@ -51,7 +52,7 @@ def create_app(settings: CloudSettings) -> FastAPI:
         },
     )
     install_error_handlers(app)
-    for module in (health, accounts, meters, commands, payments, gateways, audit):
+    for module in (health, accounts, meters, commands, payments, gateways, audit, readings):
         app.include_router(module.router)
     for module in (billing, safeguards, notifications, policy, disconnection_runs):
         app.include_router(module.router)

@@ -25,6 +25,7 @@ from cloud.mqtt import MqttTransport, tls_context
 from cloud.payments.intake import PaymentIntake
 from cloud.policy.services import PolicyServices
 from cloud.settings import CloudSettings
+from cloud.telemetry import TelemetryService, build_telemetry
 from wire import CommandSigner
 from wire.topics import TopicKind, cloud_filter, shared
 
@@ -79,22 +80,38 @@ class CloudRuntime:
             self.metrics,
             signer=signer,
         )
+        self.telemetry: TelemetryService = build_telemetry(settings, self.db, self.metrics.registry)
         self.ack_applier = AckApplier(
             self.db,
             self.metrics,
             AckRetryPolicy(settings.execution_timeout_s, settings.max_attempts),
+            on_final=[self.telemetry.on_command_final],
         )
         self.event_recorder = EventRecorder(self.db, self.metrics)
-        reports = ReportApplier(self.db, self.ack_applier, self.event_recorder)
+        reports = ReportApplier(
+            self.db,
+            self.ack_applier,
+            self.event_recorder,
+            after_events=self.telemetry.record_events,
+        )
         self.reports: BatchCommitter[GatewayReport] = BatchCommitter(
             "gateway-reports",
             reports.apply_batch,
             max_items=settings.ack_batch_max,
             window_s=settings.ack_batch_window_ms / 1000,
         )
-        self.presence = PresenceTracker(self.db, self.factory, self.metrics, self.dispatcher.wake)
+        self.presence = PresenceTracker(
+            self.db,
+            self.factory,
+            self.metrics,
+            self.dispatcher.wake,
+            on_state=self.telemetry.on_gateway_state,
+        )
         self.router = InboundRouter(
-            reports=self.reports, presence=self.presence, metrics=self.metrics
+            reports=self.reports,
+            presence=self.presence,
+            metrics=self.metrics,
+            telemetry=self.telemetry.handle_batch,
         )
         self.payments = PaymentIntake(self.db, self.factory, self.dispatcher, settings.currency)
         self.command_limit = CommandRateLimit(
@@ -122,6 +139,7 @@ class CloudRuntime:
                 # Retained births are never sent to shared subscriptions: every process reads
                 # presence itself (handling a birth twice is harmless).
                 cloud_filter(TopicKind.STATE),
+                shared(cloud_filter(TopicKind.TELEMETRY)),
             ]
         )
         try:
@@ -131,6 +149,7 @@ class CloudRuntime:
                     tasks.create_task(self.dispatcher.run(), name="dispatcher"),
                     tasks.create_task(self.reports.run(), name="gateway-reports"),
                     tasks.create_task(self._refresh_gauges(), name="gauges"),
+                    tasks.create_task(self.telemetry.run(), name="telemetry"),
                 ]
                 if self.policy.scheduler_enabled:
                     loops.append(
@@ -139,6 +158,10 @@ class CloudRuntime:
                 try:
                     yield self
                 finally:
+                    # Keep every telemetry batch already accepted, and let their PUBACKs go out
+                    # before the connection closes; later ones stay with the broker.
+                    await self.telemetry.close()
+                    await _let_callbacks_run()
                     for loop in loops:
                         loop.cancel()
         finally:
@@ -161,3 +184,9 @@ class CloudRuntime:
                 in_flight = sum(counts.get(state, 0) for state in IN_FLIGHT_STATES)
                 self.metrics.commands_in_flight.set(in_flight)
             await asyncio.sleep(GAUGE_INTERVAL_S)
+
+
+async def _let_callbacks_run() -> None:
+    """Give done-callbacks (the transport's PUBACKs of finished handlers) their turn."""
+    for _ in range(3):
+        await asyncio.sleep(0)

@@ -71,6 +71,22 @@ class CloudSettings(BaseSettings):
     manual_commands_window_s: float = Field(60.0, gt=0)
     # The disconnection policy, read from SWITCHYARD_POLICY_* (cloud/policy/settings.py).
     policy: PolicySettings = Field(default_factory=PolicySettings)
+    # Telemetry: to InfluxDB (v2 write API) when a URL is set, else readings in the database.
+    influx_url: str | None = None
+    influx_token: SecretStr = SecretStr("")
+    influx_org: str = "switchyard"
+    influx_bucket: str = "telemetry"
+    influx_timeout_s: float = Field(10.0, gt=0)
+    influx_gzip_level: int = Field(6, ge=1, le=9)
+    telemetry_buffer_max_points: int = Field(200_000, ge=1)
+    telemetry_flush_points: int = Field(10_000, ge=1)
+    telemetry_flush_interval_ms: float = Field(200.0, ge=0)
+    telemetry_retry_s: float = Field(2.0, gt=0)
+    telemetry_write_concurrency: int = Field(2, ge=1, le=16)
+    telemetry_spool_dir: Path = Path(".switchyard/telemetry-spool")
+    telemetry_spool_max_bytes: int = Field(1024 * 1024 * 1024, ge=1024)
+    telemetry_retention_days: float = Field(7.0, gt=0)
+    telemetry_retention_check_s: float = Field(3600.0, gt=0)
 
     @model_validator(mode="after")
     def _refuse_missing_secrets(self) -> CloudSettings:
@@ -86,6 +102,8 @@ class CloudSettings(BaseSettings):
             raise ValueError("SWITCHYARD_MQTT_TLS_CERT_FILE and _KEY_FILE go together")
         if self.dev_mode:
             return self
+        if self.influx_url and not self.influx_token.get_secret_value():
+            raise ValueError("SWITCHYARD_INFLUX_TOKEN must be set when SWITCHYARD_INFLUX_URL is")
         for name in ("signing_private_key", "webhook_secret", "operator_token", "viewer_token"):
             value: SecretStr = getattr(self, name)
             secret = value.get_secret_value()

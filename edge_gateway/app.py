@@ -21,7 +21,9 @@ from edge_gateway.outbound import OutboundPublisher
 from edge_gateway.presence import birth_state, offline_state
 from edge_gateway.settings import GatewaySettings
 from edge_gateway.store import Store
-from edge_gateway.telemetry import run_telemetry
+from edge_gateway.telemetry import TelemetryCollector
+from edge_gateway.telemetry_buffer import BacklogBounds, TelemetryBuffer
+from edge_gateway.telemetry_publisher import TelemetryPublisher
 from wire import GatewayState, KeyRing, encode
 from wire import topics as wire_topics
 from wire.clock import now_ms
@@ -40,6 +42,7 @@ class Gateway:
         self.settings = settings
         self.metrics = GatewayMetrics()
         self._birth: asyncio.Task[None] | None = None
+        self._telemetry: TelemetryPublisher | None = None
 
     async def run(self, stop: asyncio.Event) -> None:
         """Run until `stop` is set, then publish the offline state and shut down cleanly."""
@@ -47,9 +50,7 @@ class Gateway:
         keyring = KeyRing.from_b64(settings.trusted_keys)
         if not keyring.key_ids:
             log.warning("no trusted keys configured: every command will be rejected")
-        store = await Store.open(
-            settings.store_path, telemetry_backlog_max=settings.telemetry_backlog_max
-        )
+        store = await Store.open(settings.store_path)
         try:
             await self._run(store, keyring, stop)
         finally:
@@ -79,10 +80,17 @@ class Gateway:
             mqtt = MqttClient(
                 settings,
                 will=_will(offline_state(settings.dcu_id, boot_seq)),
-                on_connect=lambda _session: self._start_birth(tasks, mqtt, link, store, boot_seq),
+                on_connect=lambda _session: self._on_connect(tasks, mqtt, link, store, boot_seq),
             )
             outbound = OutboundPublisher(
                 store, mqtt, window=settings.outbound_window, metrics=self.metrics
+            )
+            self._telemetry = TelemetryPublisher(
+                _telemetry_buffer(store, settings),
+                mqtt,
+                dcu_id=settings.dcu_id,
+                replay_window=settings.telemetry_replay_window,
+                metrics=self.metrics,
             )
             executor = Executor(
                 dcu_id=settings.dcu_id,
@@ -98,6 +106,7 @@ class Gateway:
             background = [
                 tasks.create_task(link.maintain(), name="meter-link"),
                 tasks.create_task(outbound.run(), name="outbound-publisher"),
+                tasks.create_task(self._telemetry.run(), name="telemetry-publisher"),
             ]
             try:
                 if not link.roster:
@@ -138,17 +147,32 @@ class Gateway:
                     _poll_events(executor, link, settings.event_poll_s), name="event-poller"
                 )
             )
-        if settings.telemetry_interval_s > 0:
-            telemetry = run_telemetry(
+        if settings.telemetry_interval_s > 0 and self._telemetry is not None:
+            collector = TelemetryCollector(
                 link,
-                store,
-                outbound,
+                _telemetry_buffer(store, settings),
+                self._telemetry,
                 dcu_id=settings.dcu_id,
-                interval_s=settings.telemetry_interval_s,
                 metrics=self.metrics,
             )
-            pollers.append(tasks.create_task(telemetry, name="telemetry"))
+            pollers.append(
+                tasks.create_task(
+                    collector.run(settings.telemetry_interval_s), name="telemetry-collector"
+                )
+            )
         return pollers
+
+    def _on_connect(
+        self,
+        tasks: asyncio.TaskGroup,
+        mqtt: MqttClient,
+        link: LinkClient,
+        store: Store,
+        boot_seq: int,
+    ) -> None:
+        self._start_birth(tasks, mqtt, link, store, boot_seq)
+        if self._telemetry is not None:
+            self._telemetry.wake()  # the backlog of the outage can go now
 
     def _start_birth(
         self,
@@ -198,6 +222,12 @@ class Gateway:
                 await outbound.drained()
         except TimeoutError:
             log.warning("some acks and events not yet PUBACKed: they stay stored for next start")
+        if self._telemetry is not None:
+            try:
+                async with asyncio.timeout(grace_s):
+                    await self._telemetry.settled()
+            except TimeoutError:
+                log.warning("telemetry not yet PUBACKed stays stored; it replays at next start")
         await _publish_state(mqtt, offline_state(self.settings.dcu_id, boot_seq))
 
 
@@ -258,6 +288,15 @@ async def _publish_state(mqtt: MqttClient, state: GatewayState) -> bool:
         log.warning("presence (online=%s) not confirmed by the broker: %s", state.online, exc)
         return False
     return True
+
+
+def _telemetry_buffer(store: Store, settings: GatewaySettings) -> TelemetryBuffer:
+    bounds = BacklogBounds(
+        max_batches=settings.telemetry_backlog_max,
+        max_bytes=settings.telemetry_backlog_max_bytes,
+        max_age_s=settings.telemetry_backlog_max_age_s,
+    )
+    return TelemetryBuffer(store, bounds)
 
 
 def _will(state: GatewayState) -> WillMessage:

@@ -12,7 +12,7 @@ from typing import Any, Protocol
 
 from edge_gateway.errors import MeterLinkRefused, MeterUnreachable
 from edge_gateway.metrics import GatewayMetrics
-from wire import MalformedMessage, Reading
+from wire import LoadProfileBlock, MalformedMessage, Reading
 from wire.meterlink import (
     MAX_FRAME_BYTES,
     LinkEvent,
@@ -254,6 +254,11 @@ class LinkClient:
         """The meter's event log from `since_seq` on."""
         response = await self._request(LinkOp.EVENTS, meter_id, since_seq=since_seq)
         return response.events or []
+
+    async def profile(self, meter_id: str, since_ms: int) -> list[LoadProfileBlock]:
+        """Load-profile blocks of one meter starting at or after `since_ms`, oldest first."""
+        response = await self._request(LinkOp.PROFILE, meter_id, since_ms=since_ms)
+        return response.profile or []
 
     async def readings(self, meter_ids: Sequence[str] | None = None) -> list[Reading]:
         """Instantaneous registers of these meters (default: every meter on the link)."""

@@ -19,6 +19,12 @@ class GatewayMetrics:
     link_malformed_frames: int = 0
     events_published: int = 0
     telemetry_batches: int = 0
+    telemetry_entries: int = 0  # readings and profile blocks collected
+    telemetry_live: int = 0  # batches PUBACKed as published live
+    telemetry_replayed: int = 0  # batches PUBACKed after a replay from the backlog (historical)
+    # Totals over the store's life (loaded at start): what the bounded backlog had to drop.
+    telemetry_dropped_batches: int = 0
+    telemetry_dropped_entries: int = 0
     outbound_published: int = 0
     outbound_refused: int = 0
     job_errors: int = 0

@@ -36,6 +36,15 @@ class Publisher(Protocol):
         ...
 
 
+class ConnectedPublisher(Publisher, Protocol):
+    """A publisher that also tells whether the broker connection is up right now."""
+
+    @property
+    def connected(self) -> bool:
+        """Whether the broker has accepted the current connection."""
+        ...
+
+
 class OutboundQueue(Protocol):
     """Where committed outbound rows are announced so they get published."""
 

@@ -33,6 +33,17 @@ SCHEMA = (
         payload BLOB NOT NULL,
         created_ms INTEGER NOT NULL)""",
     "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL)",
+    # Telemetry batches waiting for the broker's PUBACK, apart from acks and events: only these
+    # are ever dropped (oldest first) to bound the backlog, and they replay at their own pace.
+    """CREATE TABLE IF NOT EXISTS telemetry (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        created_ms INTEGER NOT NULL,
+        entries INTEGER NOT NULL,
+        size_bytes INTEGER NOT NULL,
+        payload BLOB NOT NULL)""",
+    # Per meter, the start of the next load-profile block not yet collected.
+    """CREATE TABLE IF NOT EXISTS profile_cursors (
+        meter_id TEXT PRIMARY KEY, next_block_ms INTEGER NOT NULL)""",
 )
 
 INBOX_COLUMNS = (

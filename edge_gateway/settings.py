@@ -57,7 +57,12 @@ class GatewaySettings(BaseSettings):
     outbound_window: int = Field(1000, ge=1)
     event_poll_s: float = Field(30.0, ge=0)
     telemetry_interval_s: float = Field(60.0, ge=0)
-    telemetry_backlog_max: int = Field(1440, ge=1)
+    # Unsent telemetry kept while the uplink is down; beyond any bound the oldest is dropped.
+    telemetry_backlog_max: int = Field(1440, ge=1)  # batches
+    telemetry_backlog_max_bytes: int = Field(256 * 1024 * 1024, ge=1024)
+    telemetry_backlog_max_age_s: float = Field(2 * 86_400.0, gt=0)
+    # Backlog batches in the MQTT client's hands at once while replaying after an outage.
+    telemetry_replay_window: int = Field(4, ge=1)
     inbox_retention_days: int = Field(30, ge=1)
     shutdown_grace_s: float = Field(10.0, ge=0)
     log_level: str = "INFO"

@@ -7,22 +7,23 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import Self
+from typing import Self, TypeVar
 
 from edge_gateway.inbox import InboxEntry, InboxStatus
 from edge_gateway.schema import INBOX_COLUMNS, SCHEMA, UPSERT_ENTRY
-from edge_gateway.sqlite_writer import SqliteWriter
+from edge_gateway.sqlite_writer import Operation, SqliteWriter
 from wire import Action, RelayState
 from wire.clock import now_ms
 from wire.meterlink import MeterStatus
 
+T = TypeVar("T")
+
 
 class OutboundKind(StrEnum):
-    """What an unsent message is; telemetry is the only kind ever dropped to bound the backlog."""
+    """What an unsent message is; telemetry has a table of its own (see telemetry_buffer)."""
 
     ACK = "ack"
     EVENT = "event"
-    TELEMETRY = "telemetry"
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,16 +55,15 @@ class EventCursor:
 class Store:
     """Typed operations on the gateway database; all of them run on the single writer thread."""
 
-    def __init__(self, writer: SqliteWriter, *, telemetry_backlog_max: int = 1440) -> None:
+    def __init__(self, writer: SqliteWriter) -> None:
         self._writer = writer
-        self._telemetry_backlog_max = telemetry_backlog_max
 
     @classmethod
-    async def open(cls, path: Path, *, telemetry_backlog_max: int = 1440) -> Self:
+    async def open(cls, path: Path) -> Self:
         """Open (creating if needed) the database at `path`."""
         writer = SqliteWriter(path)
         writer.start()
-        store = cls(writer, telemetry_backlog_max=telemetry_backlog_max)
+        store = cls(writer)
         try:
             await writer.run(_create_schema)
         except BaseException:
@@ -79,6 +79,10 @@ class Store:
     async def close(self) -> None:
         """Commit what is queued and close the database."""
         await self._writer.close()
+
+    async def run(self, operation: Operation[T]) -> T:
+        """Run one operation of another module (e.g. the telemetry backlog) in a transaction."""
+        return await self._writer.run(operation)
 
     async def next_boot_seq(self) -> int:
         """Count this start of the gateway and return its sequence number (1 for the first)."""
@@ -124,7 +128,7 @@ class Store:
                     " ON CONFLICT (meter_id) DO UPDATE SET last_seq = excluded.last_seq",
                     (event_cursor.meter_id, event_cursor.last_seq),
                 )
-            _insert_outbound(connection, outbound, self._telemetry_backlog_max)
+            _insert_outbound(connection, outbound)
             return True
 
         return await self._writer.run(operation)
@@ -268,9 +272,7 @@ def _upsert_entry(connection: sqlite3.Connection, entry: InboxEntry) -> bool:
     return cursor.rowcount == 1
 
 
-def _insert_outbound(
-    connection: sqlite3.Connection, messages: Sequence[OutboundMessage], telemetry_max: int
-) -> None:
+def _insert_outbound(connection: sqlite3.Connection, messages: Sequence[OutboundMessage]) -> None:
     if not messages:
         return
     created_ms = now_ms()
@@ -278,13 +280,6 @@ def _insert_outbound(
         "INSERT INTO outbound (kind, topic, payload, created_ms) VALUES (?, ?, ?, ?)",
         [(message.kind.value, message.topic, message.payload, created_ms) for message in messages],
     )
-    if any(message.kind is OutboundKind.TELEMETRY for message in messages):
-        # A long uplink outage must not fill the disk with readings; acks and events are kept.
-        connection.execute(
-            "DELETE FROM outbound WHERE kind = 'telemetry' AND id NOT IN"
-            " (SELECT id FROM outbound WHERE kind = 'telemetry' ORDER BY id DESC LIMIT ?)",
-            (telemetry_max,),
-        )
 
 
 def _entry(row: sqlite3.Row) -> InboxEntry:

@@ -7,9 +7,9 @@ from dataclasses import dataclass
 from itertools import dropwhile
 
 from firmware_sim.load_curve import LoadCurve, grid_frequency_hz
-from wire.messages import LoadProfileBlock
+from wire.messages import PROFILE_BLOCK_MS, LoadProfileBlock
 
-BLOCK_MS = 15 * 60 * 1000
+BLOCK_MS = PROFILE_BLOCK_MS
 # Midpoint integration is exact enough at this step for curves that change over tens of minutes,
 # and cheap enough that a fast-forwarded demo of thousands of meters stays light.
 MAX_STEP_MS = 5 * 60 * 1000

@@ -55,6 +55,15 @@ def build_parser() -> argparse.ArgumentParser:
         type=_aware_datetime,
         help="fix the policy's clock, e.g. 2026-12-01T11:00:00+05:30 (demo data dates from it)",
     )
+    run.add_argument(
+        "--telemetry-interval-s", type=float, default=60.0, help="how often gateways read (60)"
+    )
+    run.add_argument(
+        "--time-scale", type=float, default=1.0, help="meter time speed-up (1440: a day a minute)"
+    )
+    run.add_argument(
+        "--influx-url", help="write telemetry to this InfluxDB (token: SWITCHYARD_INFLUX_TOKEN)"
+    )
 
     sub.add_parser("cloud", help="the cloud service alone (SWITCHYARD_* environment)")
     sub.add_parser("gateway", help="one edge gateway alone (SWITCHYARD_* environment)")
@@ -95,6 +104,10 @@ def build_parser() -> argparse.ArgumentParser:
     run_policy.add_argument("--token", help="operator token (SWITCHYARD_OPERATOR_TOKEN)")
     run_policy.add_argument("--state-dir", type=Path, default=Path(".switchyard/run"))
     run_policy.add_argument("--json", action="store_true", help="print the API's JSON answer")
+
+    from switchyard.bench import add_bench_parser
+
+    add_bench_parser(sub)
     return parser
 
 
@@ -215,6 +228,9 @@ def main(argv: list[str] | None = None) -> int:
             state_dir=args.state_dir,
             link_latency_ms=args.link_latency_ms,
             policy_clock=args.policy_clock,
+            telemetry_interval_s=args.telemetry_interval_s,
+            time_scale=args.time_scale,
+            influx_url=args.influx_url,
         )
         try:
             return run_stack(options)
@@ -246,6 +262,10 @@ def main(argv: list[str] | None = None) -> int:
         return _token(args)
     if args.command == "disconnection-run":
         return _disconnection_run(args)
+    if args.command == "bench":
+        from switchyard.bench import run_bench
+
+        return run_bench(args)
     raise AssertionError(f"unhandled command {args.command}")
 
 

@@ -45,6 +45,11 @@ class StackOptions:
     link_latency_ms: float = 0.0
     # None: a SQLite file in the state directory.
     database_url: str | None = None
+    # How often each gateway reads its meters; meter time runs `time_scale` times as fast.
+    telemetry_interval_s: float = 60.0
+    time_scale: float = 1.0
+    # None: readings kept in the cloud database; else InfluxDB (token from the environment).
+    influx_url: str | None = None
     # Several cloud processes share the database and the broker (PostgreSQL for more than one).
     clouds: int = 1
     # Extra SWITCHYARD_* settings for each kind of process (tests tune timeouts with these).
@@ -240,6 +245,7 @@ def _start_sim(stack: LocalStack, fleet_file: Path, logs: Path) -> ManagedProces
                 "SWITCHYARD_SIM_LINK_HOST": options.host,
                 "SWITCHYARD_SIM_LINK_PORT": str(stack.link_port),
                 "SWITCHYARD_SIM_LATENCY_MS": str(options.link_latency_ms),
+                "SWITCHYARD_SIM_TIME_SCALE": str(options.time_scale),
                 **options.sim_env,
             }
         ),
@@ -271,6 +277,10 @@ def _start_cloud(stack: LocalStack, number: int, port: int, logs: Path) -> Manag
                 "SWITCHYARD_WEBHOOK_SECRET": s.webhook_secret,
                 "SWITCHYARD_SIGNING_KEY_ID": s.signing_key_id,
                 "SWITCHYARD_SIGNING_PRIVATE_KEY": s.signing_private_key,
+                "SWITCHYARD_TELEMETRY_SPOOL_DIR": str(
+                    stack.options.state_dir.resolve() / "telemetry-spool"
+                ),
+                **_influx_env(options),
                 **_policy_env(options),
                 **options.cloud_env,
             }
@@ -296,6 +306,7 @@ def _start_gateway(stack: LocalStack, dcu_id: str, state: Path) -> ManagedProces
                 "SWITCHYARD_LINK_PORT": str(stack.link_port),
                 "SWITCHYARD_TRUSTED_KEYS": stack.secrets.trusted_keys_json,
                 "SWITCHYARD_STATE_DIR": str(state / "edge"),
+                "SWITCHYARD_TELEMETRY_INTERVAL_S": str(options.telemetry_interval_s),
                 **options.gateway_env,
             }
         ),
@@ -306,6 +317,15 @@ def _policy_env(options: StackOptions) -> dict[str, str]:
     if options.policy_clock is None:
         return {}
     return {"SWITCHYARD_POLICY_CLOCK": options.policy_clock.isoformat()}
+
+
+def _influx_env(options: StackOptions) -> dict[str, str]:
+    if options.influx_url is None:
+        return {}
+    return {
+        "SWITCHYARD_INFLUX_URL": options.influx_url,
+        "SWITCHYARD_INFLUX_TOKEN": os.environ.get("SWITCHYARD_INFLUX_TOKEN", "dev-token"),
+    }
 
 
 def _wait_gateways_online(stack: LocalStack, timeout_s: float) -> None:

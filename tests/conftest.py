@@ -1,5 +1,6 @@
 """Shared fixtures: a real Mosquitto per test (plain, or secured with the project's TLS,
-passwords and ACL: `secure_broker`), and cloud databases on SQLite and PostgreSQL.
+passwords and ACL: `secure_broker`), a real VictoriaMetrics, and cloud databases on SQLite and
+PostgreSQL.
 
 Every test that takes `database_url` runs once per backend. PostgreSQL is a throwaway cluster
 started once per session with initdb/pg_ctl; each test gets a fresh database in it.
@@ -20,6 +21,7 @@ from switchyard.broker import Broker, start_broker, start_secure_broker
 from switchyard.broker_credentials import CLOUD_USER, BrokerCredentials, ensure_credentials
 from switchyard.postgres import PostgresCluster, start_cluster
 from switchyard.procs import ProcessStartError
+from switchyard.victoria import Victoria, start_victoria
 
 BACKENDS = [
     name.strip()
@@ -102,6 +104,16 @@ def broker_credentials(tmp_path: Path) -> BrokerCredentials:
 def secure_broker(tmp_path: Path, broker_credentials: BrokerCredentials) -> Iterator[Broker]:
     """A fresh Mosquitto with the project's security: TLS only, passwords, per-DCU ACL."""
     running = start_secure_broker(tmp_path / "secure-broker", broker_credentials)
+    try:
+        yield running
+    finally:
+        running.process.stop()
+
+
+@pytest.fixture
+def victoria(tmp_path: Path) -> Iterator[Victoria]:
+    """A fresh VictoriaMetrics (InfluxDB v2 write API) for one test, stopped afterwards."""
+    running = start_victoria(tmp_path / "victoria")
     try:
         yield running
     finally:

@@ -11,6 +11,8 @@ from wire.errors import MalformedMessage
 from wire.ids import CommandId, DcuId, MeterId
 
 MAX_REASON_CHARS = 200
+# Load-profile blocks are 15 minutes long and aligned to the quarter hour (IS 15959).
+PROFILE_BLOCK_MS = 15 * 60 * 1000
 
 
 class RelayState(StrEnum):
@@ -60,6 +62,8 @@ class _Message(BaseModel):
 
 Reason = Annotated[str, Field(max_length=MAX_REASON_CHARS)]
 UnixMs = Annotated[int, Field(ge=0)]
+# A measured value: NaN and infinity are refused, the time-series store could not keep them.
+Measured = Annotated[float, Field(allow_inf_nan=False)]
 
 
 class Command(_Message):
@@ -133,11 +137,11 @@ class Reading(_Message):
     meter_id: MeterId
     at_ms: UnixMs
     relay: RelayState
-    voltage_v: float
-    current_a: float
-    active_power_w: float
-    power_factor: float
-    frequency_hz: float
+    voltage_v: Measured
+    current_a: Measured
+    active_power_w: Measured
+    power_factor: Measured
+    frequency_hz: Measured
     import_wh: Annotated[int, Field(ge=0)]
     export_wh: Annotated[int, Field(ge=0)]
     import_vah: Annotated[int, Field(ge=0)]
@@ -148,8 +152,8 @@ class LoadProfileBlock(_Message):
 
     meter_id: MeterId
     block_start_ms: UnixMs
-    avg_voltage_v: float
-    avg_current_a: float
+    avg_voltage_v: Measured
+    avg_current_a: Measured
     import_wh: Annotated[int, Field(ge=0)]
     export_wh: Annotated[int, Field(ge=0)]
 
@@ -162,6 +166,11 @@ class TelemetryBatch(_Message):
     historical: bool = False
     readings: list[Reading] = Field(default_factory=list)
     profile: list[LoadProfileBlock] = Field(default_factory=list)
+    # When the gateway formed the batch, by its own clock (meter time may run accelerated).
+    at_ms: UnixMs = 0
+    # Readings and profile blocks this gateway dropped from its full backlog, since its store
+    # was created: a running total, so a lost batch cannot hide a drop.
+    dropped_readings: Annotated[int, Field(ge=0)] = 0
 
 
 WireModel = Command | Ack | MeterEvent | GatewayState | TelemetryBatch

@@ -142,6 +142,7 @@ class GatewayOut(BaseModel):
     last_birth_at: datetime | None
     last_will_at: datetime | None
     state_changed_at: datetime | None
+    telemetry_dropped_readings: int = 0
 
     @classmethod
     def build(cls, gateway: Gateway) -> GatewayOut:
@@ -203,3 +204,21 @@ class ErrorOut(BaseModel):
 
     code: str
     message: str
+
+
+class ReadingOut(BaseModel):
+    """One instantaneous reading of a meter, as kept in the cloud database."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    at: datetime
+    relay: RelayState
+    voltage_v: float
+    current_a: float
+    active_power_w: float
+    power_factor: float
+    frequency_hz: float
+    import_wh: int
+    export_wh: int
+    import_vah: int
+    historical: bool

@@ -81,12 +81,15 @@ class PresenceTracker:
         metrics: CloudMetrics,
         on_work: Callable[[], None],
         clock: Clock = utcnow,
+        *,
+        on_state: Callable[[GatewayState], None] | None = None,
     ) -> None:
         self._db = db
         self._factory = factory
         self._metrics = metrics
         self._on_work = on_work
         self._clock = clock
+        self._on_state = on_state
 
     async def handle(self, state: GatewayState) -> None:
         """Apply one birth or Will (stale ones, from an older boot, are ignored)."""
@@ -120,6 +123,8 @@ class PresenceTracker:
             )
         self._metrics.gateways_online.set(online or 0)
         self._on_work()
+        if self._on_state is not None:
+            self._on_state(state)  # committed: e.g. a presence point for the dashboards
 
     async def _birth(
         self, session: AsyncSession, gateway: Gateway, state: GatewayState, now: datetime

@@ -8,6 +8,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     Date,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -69,6 +70,10 @@ class Gateway(Base):
     last_birth_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     last_will_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     state_changed_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    # The gateway's running total of readings its full telemetry backlog had to drop.
+    telemetry_dropped_readings: Mapped[int] = mapped_column(
+        BigInteger, default=0, server_default="0"
+    )
 
 
 class LedgerEntry(Base):
@@ -331,3 +336,25 @@ class Lease(Base):
     name: Mapped[str] = mapped_column(String(64), primary_key=True)
     holder: Mapped[str | None] = mapped_column(String(128))
     expires_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+
+class MeterReadingRecord(Base):
+    """An instantaneous reading, kept in the cloud database when there is no InfluxDB."""
+
+    __tablename__ = "meter_readings"
+    __table_args__ = (Index("ix_meter_readings_at", "at"),)
+
+    meter_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    at: Mapped[datetime] = mapped_column(UtcDateTime, primary_key=True)
+    dcu_id: Mapped[str] = mapped_column(String(64))
+    relay: Mapped[str] = mapped_column(String(32))
+    voltage_v: Mapped[float] = mapped_column(Float)
+    current_a: Mapped[float] = mapped_column(Float)
+    active_power_w: Mapped[float] = mapped_column(Float)
+    power_factor: Mapped[float] = mapped_column(Float)
+    frequency_hz: Mapped[float] = mapped_column(Float)
+    import_wh: Mapped[int] = mapped_column(BigInteger)
+    export_wh: Mapped[int] = mapped_column(BigInteger)
+    import_vah: Mapped[int] = mapped_column(BigInteger)
+    historical: Mapped[bool] = mapped_column(Boolean, default=False)
+    received_at: Mapped[datetime] = mapped_column(UtcDateTime)

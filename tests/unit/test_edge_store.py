@@ -151,21 +151,6 @@ async def test_new_roster_meter_starts_its_event_cursor_at_its_current_log(store
     assert await store.event_cursor("MTR2") == 2
 
 
-async def test_telemetry_backlog_is_bounded_but_acks_are_kept(tmp_path: Path) -> None:
-    store = await Store.open(tmp_path / "edge.sqlite3", telemetry_backlog_max=2)
-    try:
-        await store.save(None, [_ack_message(1)])
-        for n in range(5):
-            telemetry = OutboundMessage(
-                OutboundKind.TELEMETRY, "sy/v1/dcu/DCU01/telemetry", b"%d" % n
-            )
-            await store.save(None, [telemetry])
-        rows = await store.outbound_after(0, 100)
-    finally:
-        await store.close()
-    assert [row.payload for row in rows] == [b"1", b"3", b"4"]
-
-
 class RecordingBroker:
     """Publisher whose PUBACKs the test gives (or refuses) by hand."""
 

@@ -1,0 +1,95 @@
+"""Readings kept in the cloud's own database when no InfluxDB is configured, for a few days."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+
+from sqlalchemy import delete, select
+
+from cloud.clock import Clock, utcnow
+from cloud.db.models import MeterReadingRecord
+from cloud.db.session import Database
+from cloud.db.upsert import insert_ignoring_duplicates
+from wire import TelemetryBatch
+from wire.clock import ms_to_datetime
+
+log = logging.getLogger(__name__)
+
+
+class ReadingStore:
+    """Writes batches of readings idempotently (by meter and time) and prunes old ones."""
+
+    def __init__(self, db: Database, *, retention_days: float, clock: Clock = utcnow) -> None:
+        self._db = db
+        self._retention = timedelta(days=retention_days)
+        self._clock = clock
+
+    async def apply_batches(self, batches: Sequence[TelemetryBatch]) -> None:
+        """Store the readings of many batches in one transaction; a repeat is skipped."""
+        received_at = self._clock()
+        rows = [
+            {
+                "meter_id": reading.meter_id,
+                "at": ms_to_datetime(reading.at_ms),
+                "dcu_id": batch.dcu_id,
+                "relay": reading.relay.value,
+                "voltage_v": reading.voltage_v,
+                "current_a": reading.current_a,
+                "active_power_w": reading.active_power_w,
+                "power_factor": reading.power_factor,
+                "frequency_hz": reading.frequency_hz,
+                "import_wh": reading.import_wh,
+                "export_wh": reading.export_wh,
+                "import_vah": reading.import_vah,
+                "historical": batch.historical,
+                "received_at": received_at,
+            }
+            for batch in batches
+            for reading in batch.readings
+        ]
+        async with self._db.write() as session:
+            await insert_ignoring_duplicates(session, MeterReadingRecord, rows)
+
+    async def prune(self) -> int:
+        """Delete readings older than the retention period; answer how many."""
+        cutoff = self._clock() - self._retention
+        async with self._db.write() as session:
+            result = await session.execute(
+                delete(MeterReadingRecord).where(MeterReadingRecord.at < cutoff)
+            )
+        return int(getattr(result, "rowcount", 0) or 0)
+
+    async def run_retention(self, interval_s: float) -> None:
+        """Prune now and then every `interval_s`, until cancelled."""
+        while True:
+            try:
+                removed = await self.prune()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                # Loop boundary: a failed prune is retried next round; readings only wait longer.
+                log.exception("pruning old readings failed")
+            else:
+                if removed:
+                    log.info("pruned %d readings older than %s", removed, self._retention)
+            await asyncio.sleep(interval_s)
+
+    async def readings(
+        self, meter_id: str, start: datetime, end: datetime, *, limit: int
+    ) -> list[MeterReadingRecord]:
+        """A meter's readings with start <= at < end, oldest first, at most `limit`."""
+        async with self._db.read() as session:
+            rows = await session.execute(
+                select(MeterReadingRecord)
+                .where(
+                    MeterReadingRecord.meter_id == meter_id,
+                    MeterReadingRecord.at >= start,
+                    MeterReadingRecord.at < end,
+                )
+                .order_by(MeterReadingRecord.at)
+                .limit(limit)
+            )
+            return list(rows.scalars())
