@@ -66,6 +66,8 @@ class StackOptions:
     secrets_dir: Path | None = None
     # Fixes the disconnection policy's clock (and dates the demo data from it); None: real time.
     policy_clock: datetime | None = None
+    # A fleet built by the caller (benchmarks) instead of the demo fleet.
+    fleet: DemoFleet | None = None
 
     @property
     def broker_credentials_dir(self) -> Path:
@@ -189,7 +191,8 @@ def start_stack(options: StackOptions) -> LocalStack:
     stack = LocalStack(
         options,
         StackSecrets.from_env_or_generate(),
-        build_demo_fleet(
+        options.fleet
+        or build_demo_fleet(
             meters=options.meters,
             gateways=options.gateways,
             disconnected_share=options.disconnected_share,

@@ -79,3 +79,37 @@ async def measure_round_trips(
     await cloud.disconnect()
     await gateway.disconnect()
     return BrokerResult(completed, duration_s)
+
+
+class BrokerScenario:
+    """The bare broker: how many command-like QoS 1 round trips per second this machine does."""
+
+    name = "broker"
+    help = "the bare broker's QoS 1 round trips per second (the yardstick for the others)"
+
+    def add_arguments(self, parser: Any) -> None:
+        """How many round trips, how many in flight."""
+        parser.add_argument("--count", type=int, default=20_000, help="round trips (20000)")
+        parser.add_argument("--window", type=int, default=500, help="in flight (500)")
+
+    def run(self, args: Any, context: Any) -> Any:
+        """Start a plain Mosquitto, measure, stop it."""
+        from switchyard.bench.scenario import Figure, RunResult
+        from switchyard.broker import start_broker
+
+        context.progress.start(f"{args.count} round trips", 1)
+        broker = start_broker(context.workdir / "broker")
+        try:
+            result = asyncio.run(
+                measure_round_trips(broker.host, broker.port, count=args.count, window=args.window)
+            )
+        finally:
+            broker.process.stop()
+        context.progress.finish()
+        return RunResult(
+            figures=[Figure("QoS 1 round trips", result.per_second, "round trips/s", True)],
+            details={"count": result.round_trips, "duration_s": result.duration_s},
+        )
+
+
+SCENARIO = BrokerScenario()

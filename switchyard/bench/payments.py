@@ -1,175 +1,107 @@
-"""Benchmark `payments`: payment to power under a steady stream of payments.
-
-N meters on G DCUs, most disconnected for non-payment; payments arrive at a fixed rate (open
-loop: a slow system does not slow the arrivals) for a duration. Payment to power is measured by
-the cloud itself — webhook receipt to the reconnect command's SUCCEEDED transition — and read
-from the database after the run.
-"""
+"""`switchyard bench payments`: payment to power under a steady stream of payments."""
 
 from __future__ import annotations
 
-import asyncio
-import secrets
-import time
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta
-from pathlib import Path
+import argparse
 
-import httpx
-from sqlalchemy import select
+from switchyard.bench.scenario import BenchContext, Figure, RunResult
+from switchyard.bench.stacks import add_database_argument
 
-from cloud.db.models import Command, CommandTransition
-from cloud.db.session import Database
-from cloud.ledger.service import account_dues
-from cloud.payments.webhook import sign_body
-from switchyard.pay import webhook_body
-from switchyard.stack import LocalStack
+TARGET_P50_MS = 50.0  # DESIGN §10
+TARGET_P99_MS = 250.0
 
 
-@dataclass
-class PaymentsResult:
-    """What one payments run measured."""
-
-    sent: int = 0
-    accepted: int = 0
-    rejected: int = 0
-    send_duration_s: float = 0.0
-    latencies_ms: list[float] = field(default_factory=list)
-    not_succeeded: int = 0
-
-    @property
-    def achieved_rate(self) -> float:
-        """Payments per second actually sent."""
-        return self.sent / self.send_duration_s if self.send_duration_s else 0.0
+def _positive(value: str) -> float:
+    number = float(value)
+    if number <= 0:
+        raise argparse.ArgumentTypeError(f"must be positive, got {number}")
+    return number
 
 
-async def _amounts(database_url: str, accounts: list[str]) -> dict[str, int]:
-    db = Database.from_url(database_url)
-    try:
-        async with db.read() as session:
-            return {a: (await account_dues(session, a)).total_payable_paise for a in accounts}
-    finally:
-        await db.close()
+class PaymentsScenario:
+    """N meters on G DCUs, most disconnected; payments at a fixed rate for a duration, through
+    the real webhook, cloud, Mosquitto (TLS), gateways and simulated meters."""
 
+    name = "payments"
+    help = "payment-to-power latency at a fixed payment rate"
 
-async def _send_payments(
-    stack: LocalStack,
-    targets: list[tuple[str, int]],
-    rate_per_s: float,
-    result: PaymentsResult,
-    on_progress: object = None,
-) -> list[str]:
-    command_ids: list[str] = []
-    secret = stack.secrets.webhook_secret
-    limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
-    async with httpx.AsyncClient(base_url=stack.api_url, timeout=30.0, limits=limits) as client:
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        """Fleet, rate, duration and database."""
+        parser.add_argument("--meters", type=int, default=10_000, help="meters (10000)")
+        parser.add_argument("--dcus", type=int, default=20, help="DCUs, one gateway each (20)")
+        parser.add_argument("--rate", type=_positive, default=100.0, help="payments/s (100)")
+        parser.add_argument("--duration-s", type=_positive, default=60.0, help="seconds (60)")
+        parser.add_argument("--link-latency-ms", type=float, default=0.0, help="meter link (0)")
+        add_database_argument(parser, default="sqlite")
 
-        async def pay(account_id: str, amount_paise: int) -> None:
-            body = webhook_body(account_id, amount_paise, f"pay_{secrets.token_hex(7)}")
-            response = await client.post(
-                "/api/v1/payments/webhook",
-                content=body,
-                headers={
-                    "Content-Type": "application/json",
-                    "X-Razorpay-Signature": sign_body(body, secret),
-                    "X-Razorpay-Event-Id": f"evt_{secrets.token_hex(8)}",
-                },
-            )
-            if response.status_code == 200 and response.json().get("command_id"):
-                result.accepted += 1
-                command_ids.append(response.json()["command_id"])
-            else:
-                result.rejected += 1
+    def run(self, args: argparse.Namespace, context: BenchContext) -> RunResult:
+        """Start the stack, pay, read the latencies back, stop everything."""
+        from switchyard.bench.payments_run import measure_payments
+        from switchyard.bench.plot import latency_plot, quantile
+        from switchyard.bench.stacks import bench_stack
+        from switchyard.stack import StackOptions
 
-        started = time.perf_counter()
-        tasks: list[asyncio.Task[None]] = []
-        for n, (account_id, amount) in enumerate(targets):
-            due = started + n / rate_per_s
-            delay_s = due - time.perf_counter()
-            if delay_s > 0:
-                await asyncio.sleep(delay_s)
-            tasks.append(asyncio.create_task(pay(account_id, amount)))
-            result.sent += 1
-            if callable(on_progress):
-                on_progress(result.sent)
-        result.send_duration_s = time.perf_counter() - started
-        await asyncio.gather(*tasks)
-    return command_ids
-
-
-async def _wait_succeeded(database_url: str, command_ids: list[str], timeout_s: float) -> None:
-    db = Database.from_url(database_url)
-    try:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            async with db.read() as session:
-                active = await session.scalar(
-                    select(Command.command_id)
-                    .where(
-                        Command.command_id.in_(command_ids),
-                        Command.state.in_(["QUEUED", "SENT", "DELIVERED"]),
-                    )
-                    .limit(1)
-                )
-            if active is None:
-                return
-            await asyncio.sleep(0.5)
-    finally:
-        await db.close()
-
-
-async def _latencies_ms(database_url: str, command_ids: list[str]) -> tuple[list[float], int]:
-    db = Database.from_url(database_url)
-    latencies: list[float] = []
-    failed = 0
-    try:
-        async with db.read() as session:
-            for start in range(0, len(command_ids), 500):
-                chunk = command_ids[start : start + 500]
-                rows = await session.execute(
-                    select(Command.requested_at, Command.state, CommandTransition.at)
-                    .join(
-                        CommandTransition,
-                        (CommandTransition.command_id == Command.command_id)
-                        & (CommandTransition.to_state == "SUCCEEDED"),
-                        isouter=True,
-                    )
-                    .where(Command.command_id.in_(chunk))
-                )
-                for requested_at, state, succeeded_at in rows.all():
-                    if state != "SUCCEEDED" or succeeded_at is None:
-                        failed += 1
-                        continue
-                    latencies.append(_ms(succeeded_at - requested_at))
-    finally:
-        await db.close()
-    return latencies, failed
-
-
-def _ms(delta: timedelta) -> float:
-    return delta.total_seconds() * 1000
-
-
-def run_payments(
-    stack: LocalStack, *, rate_per_s: float, duration_s: float, on_progress: object = None
-) -> PaymentsResult:
-    """Pay disconnected accounts at a fixed rate; measure payment to power for each."""
-    count = int(rate_per_s * duration_s)
-    accounts = [a.account_id for a in stack.fleet.disconnected()][:count]
-    if len(accounts) < count:
-        raise ValueError(
-            f"{count} payments need {count} disconnected accounts, have {len(accounts)}"
+        count = int(args.rate * args.duration_s)
+        share = min(0.95, max(0.1, (count + 50) / args.meters))
+        options = StackOptions(
+            meters=args.meters,
+            gateways=args.dcus,
+            port=0,
+            state_dir=context.workdir / "stack",
+            disconnected_share=share,
+            link_latency_ms=args.link_latency_ms,
+            secrets_dir=context.workdir / "secrets",
         )
-    amounts = asyncio.run(_amounts(stack.database_url, accounts))
-    result = PaymentsResult()
-    command_ids = asyncio.run(
-        _send_payments(stack, [(a, amounts[a]) for a in accounts], rate_per_s, result, on_progress)
-    )
-    asyncio.run(_wait_succeeded(stack.database_url, command_ids, timeout_s=120))
-    result.latencies_ms, result.not_succeeded = asyncio.run(
-        _latencies_ms(stack.database_url, command_ids)
-    )
-    return result
+        progress = context.progress
+        progress.start(f"starting {args.meters} meters on {args.dcus} gateways", 1)
+        with bench_stack(options, args.database) as stack:
+            progress.finish()
+            progress.start(f"paying {count} accounts at {args.rate:g}/s", count)
+            measured = measure_payments(
+                stack,
+                rate_per_s=args.rate,
+                duration_s=args.duration_s,
+                on_sent=lambda sent: progress.update(sent),
+            )
+            progress.finish(f"{measured.accepted} accepted")
+        ordered = sorted(measured.latencies_ms)
+        plot = latency_plot(
+            ordered,
+            f"payment to power: {count} payments at {args.rate:g}/s, {args.meters} meters on "
+            f"{args.dcus} DCUs, {args.database}",
+            args.results_dir / f"payments-{args.database}-run{context.run_index + 1}.png",
+        )
+        return RunResult(
+            figures=[
+                Figure(
+                    "payment to power p50",
+                    quantile(ordered, 0.50),
+                    "ms",
+                    True,
+                    TARGET_P50_MS,
+                    lower_is_better=True,
+                ),
+                Figure("payment to power p95", quantile(ordered, 0.95), "ms"),
+                Figure(
+                    "payment to power p99",
+                    quantile(ordered, 0.99),
+                    "ms",
+                    False,
+                    TARGET_P99_MS,
+                    lower_is_better=True,
+                ),
+                Figure("payment to power max", ordered[-1] if ordered else 0.0, "ms"),
+                Figure("achieved payment rate", measured.achieved_rate, "payments/s"),
+                Figure("reconnects confirmed", float(len(ordered)), "commands"),
+                Figure("not confirmed", float(measured.not_succeeded), "commands"),
+            ],
+            details={
+                "payments": measured.sent,
+                "refused": measured.refused,
+                "plot": str(plot) if plot else None,
+                "database": args.database,
+            },
+        )
 
 
-__all__ = ["Path", "PaymentsResult", "datetime", "run_payments"]
+SCENARIO = PaymentsScenario()

@@ -18,7 +18,12 @@ from switchyard.bench.progress import Progress
 from switchyard.bench.scenario import BenchContext, Figure, RunResult, Scenario
 
 # Each module defines SCENARIO; keep their top-level imports light (the CLI imports them all).
-SCENARIO_MODULES = ("switchyard.bench.telemetry",)
+SCENARIO_MODULES = (
+    "switchyard.bench.payments",
+    "switchyard.bench.disconnection",
+    "switchyard.bench.telemetry",
+    "switchyard.bench.broker",
+)
 
 
 def load_scenarios() -> dict[str, Scenario]:
@@ -65,8 +70,9 @@ def run_bench(args: argparse.Namespace) -> int:
     if args.runs > 1:
         print(_table(f"{scenario.name}: median of {args.runs} runs", medians))
     path = _write_json(args, scenario, started_at, results, medians)
-    headline = next((f for f in medians if f.headline), medians[0])
-    print(f"{headline.name}: {headline.value:,.0f} {headline.unit}" + _versus(headline))
+    for figure in medians:
+        if figure.headline or figure.target is not None:
+            print(f"{figure.name}: {figure.value:,.1f} {figure.unit}" + _versus(figure))
     print(f"results: {path}")
     return 0
 
@@ -80,6 +86,7 @@ def _medians(results: list[RunResult]) -> list[Figure]:
             figure.unit,
             figure.headline,
             figure.target,
+            figure.lower_is_better,
         )
         for i, figure in enumerate(first)
     ]
@@ -88,6 +95,9 @@ def _medians(results: list[RunResult]) -> list[Figure]:
 def _versus(figure: Figure) -> str:
     if figure.target is None:
         return ""
+    if figure.lower_is_better:
+        verdict = "meets" if figure.value <= figure.target else "MISSES"
+        return f" ({verdict} the target of at most {figure.target:,.0f})"
     verdict = "meets" if figure.value >= figure.target else "BELOW"
     return f" ({verdict} the target of {figure.target:,.0f})"
 

@@ -18,7 +18,8 @@ class Figure:
     value: float
     unit: str
     headline: bool = False
-    target: float | None = None  # the design's target, when there is one (higher is better)
+    target: float | None = None  # the design's target, when there is one
+    lower_is_better: bool = False  # latencies: the target is a ceiling, not a floor
 
 
 @dataclass
