@@ -55,7 +55,10 @@ class GatewaySettings(BaseSettings):
     state_dir: Path = Path(".switchyard/edge")
     max_concurrent_meters: int = Field(256, ge=1)
     outbound_window: int = Field(1000, ge=1)
-    event_poll_s: float = Field(30.0, ge=0)
+    # Relay events are read right after each command; this poll catches the spontaneous ones
+    # (power failures, tamper, overload trips). Every meter of the DCU is read each round, so
+    # like a real DCU's event schedule it is minutes, not seconds.
+    event_poll_s: float = Field(900.0, ge=0)
     telemetry_interval_s: float = Field(60.0, ge=0)
     # Unsent telemetry kept while the uplink is down; beyond any bound the oldest is dropped.
     telemetry_backlog_max: int = Field(1440, ge=1)  # batches

@@ -20,7 +20,8 @@ from wire.clock import ms_to_datetime
 
 log = logging.getLogger(__name__)
 
-FinalHook = Callable[[AsyncSession, Command], Awaitable[None]]
+# Called once per transaction with every command it ended, inside that transaction.
+FinalHook = Callable[[AsyncSession, Sequence[Command]], Awaitable[None]]
 
 # What counts as "the relay reached its target": a connect in a mode that needs the
 # consumer's button ends ready_for_reconnection (DESIGN §3).
@@ -86,6 +87,7 @@ class AckApplier:
         commands: Mapping[str, Command],
     ) -> None:
         """Apply acks in arrival order to rows the caller has locked; foreign ones are skipped."""
+        active_before = {c.command_id for c in commands.values() if is_active(c)}
         for ack in acks:
             command = commands.get(ack.command_id)
             meter = meters.get(ack.meter_id)
@@ -101,6 +103,10 @@ class AckApplier:
             update_reported(meter, ack.relay, ack.at_ms, ack.at_ms)
             await self._apply(session, ack, command, meter)
             self._metrics.acks_processed.inc()
+        ended = [c for c in commands.values() if c.command_id in active_before and not is_active(c)]
+        if ended:
+            for hook in self._on_final:
+                await hook(session, ended)
 
     @staticmethod
     def _owned(ack: Ack, command: Command, meter: Meter) -> bool:
@@ -175,8 +181,6 @@ class AckApplier:
         ):
             power_s = (now - command.requested_at).total_seconds()
             self._metrics.payment_to_power.observe(power_s)
-        for hook in self._on_final:
-            await hook(session, command)
 
     def _transition(
         self,

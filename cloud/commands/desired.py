@@ -37,11 +37,17 @@ class CommandFactory:
 
     def build(self, meter: Meter, request: RelayRequest, version: int, now: datetime) -> Command:
         """A QUEUED outbox row carrying the signed command for this request."""
+        return self.build_for(meter.meter_id, meter.dcu_id, request, version, now)
+
+    def build_for(
+        self, meter_id: str, dcu_id: str, request: RelayRequest, version: int, now: datetime
+    ) -> Command:
+        """The same, from the meter's id and DCU."""
         issued_at_ms = datetime_to_ms(now)
         signed = self.signer.sign(
             command_id=new_command_id(),
-            meter_id=meter.meter_id,
-            dcu_id=meter.dcu_id,
+            meter_id=meter_id,
+            dcu_id=dcu_id,
             action=request.action,
             version=version,
             reason=request.reason[:200],
@@ -50,8 +56,8 @@ class CommandFactory:
         )
         return Command(
             command_id=signed.command_id,
-            meter_id=meter.meter_id,
-            dcu_id=meter.dcu_id,
+            meter_id=meter_id,
+            dcu_id=dcu_id,
             action=request.action.value,
             version=version,
             reason=signed.reason,

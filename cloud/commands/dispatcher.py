@@ -151,6 +151,18 @@ class Dispatcher:
             self._metrics.command_transitions.labels(CommandState.SENT.value).inc()
         return [self._mark_attempt(command, now) for command in claimed]
 
+    def claim_created(self, command: Command, now: datetime) -> Outgoing | None:
+        """Claim a command being created (not yet in the session) whose gateway is online.
+
+        The fast path of `claim_new` for callers that write the row themselves; None when the
+        broker is not connected, and the command stays QUEUED for the dispatcher.
+        """
+        if not self._publisher.connected:
+            return None
+        command.state = CommandState.SENT.value
+        self._metrics.command_transitions.labels(CommandState.SENT.value).inc()
+        return self._mark_attempt(command, now)
+
     async def publish(self, outgoing: Sequence[Outgoing]) -> None:
         """Publish claimed commands; one the broker cannot take now waits for its retry time."""
         for item in outgoing:
@@ -207,6 +219,7 @@ class Dispatcher:
             .with_for_update(skip_locked=True, of=Command)
         )
         outgoing: list[Outgoing] = []
+        ended: list[Command] = []
         for command in (await session.execute(query)).scalars():
             if command.attempts >= self._policy.max_attempts:
                 record_transition(
@@ -218,8 +231,7 @@ class Dispatcher:
                 )
                 command.next_attempt_at = None
                 self._metrics.command_transitions.labels(CommandState.TIMED_OUT.value).inc()
-                for hook in self._on_final:
-                    await hook(session, command)
+                ended.append(command)
                 continue
             record_transition(
                 session,
@@ -230,7 +242,13 @@ class Dispatcher:
             )
             self._metrics.command_retries.inc()
             outgoing.append(self._mark_attempt(command, now))
+        await self._run_final_hooks(session, ended)
         return outgoing
+
+    async def _run_final_hooks(self, session: AsyncSession, ended: Sequence[Command]) -> None:
+        if ended:
+            for hook in self._on_final:
+                await hook(session, ended)
 
     async def _expire(self, session: AsyncSession, now: datetime) -> None:
         query = (
@@ -242,12 +260,12 @@ class Dispatcher:
             .limit(self._policy.batch)
             .with_for_update(skip_locked=True)
         )
-        for command in (await session.execute(query)).scalars():
+        expired = list((await session.execute(query)).scalars())
+        for command in expired:
             record_transition(session, command, CommandState.EXPIRED, now, "expired in the cloud")
             command.next_attempt_at = None
             self._metrics.command_transitions.labels(CommandState.EXPIRED.value).inc()
-            for hook in self._on_final:
-                await hook(session, command)
+        await self._run_final_hooks(session, expired)
 
     def _mark_attempt(self, command: Command, now: datetime) -> Outgoing:
         command.attempts += 1

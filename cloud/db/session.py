@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import logging
+import sys
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -16,6 +19,10 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
+
+log = logging.getLogger(__name__)
+
+SLOW_WRITE_S = 0.1  # SQLite has one writer: a transaction holding it this long stalls the rest
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -67,12 +74,21 @@ class Database:
     @asynccontextmanager
     async def write(self) -> AsyncIterator[AsyncSession]:
         """A session whose work commits as one transaction, or rolls back on error."""
-        if self.is_sqlite:
-            async with self._write_lock, self._sessions() as session, session.begin():
-                yield session
-        else:
+        if not self.is_sqlite:
             async with self._sessions() as session, session.begin():
                 yield session
+            return
+        async with self._write_lock:
+            started = time.perf_counter()
+            try:
+                async with self._sessions() as session, session.begin():
+                    yield session
+            finally:
+                held_s = time.perf_counter() - started
+                if held_s > SLOW_WRITE_S:
+                    # Every other writer waited this long: worth knowing which one it was.
+                    caller = sys._getframe(2).f_code.co_qualname
+                    log.warning("slow write transaction in %s: %.0f ms", caller, held_s * 1000)
 
     async def ping(self) -> bool:
         """Tell whether the database answers."""

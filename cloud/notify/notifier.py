@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Protocol
 
@@ -16,11 +17,15 @@ log = logging.getLogger(__name__)
 
 
 class Notifier(Protocol):
-    """Sends a message within the caller's transaction; a reference already sent is skipped."""
+    """Sends messages within the caller's transaction; a reference already sent is skipped."""
 
     async def notify(
         self, session: AsyncSession, message: Message, at: datetime
     ) -> Notification | None: ...
+
+    async def notify_all(
+        self, session: AsyncSession, messages: Sequence[Message], at: datetime
+    ) -> list[Notification]: ...
 
 
 async def sent_before(session: AsyncSession, reference: str) -> Notification | None:
@@ -43,8 +48,30 @@ class RecordingNotifier:
         self, session: AsyncSession, message: Message, at: datetime
     ) -> Notification | None:
         """Record the message as served at `at`; None if its reference was already sent."""
-        if await sent_before(session, message.reference) is not None:
-            return None
+        sent = await self.notify_all(session, [message], at)
+        return sent[0] if sent else None
+
+    async def notify_all(
+        self, session: AsyncSession, messages: Sequence[Message], at: datetime
+    ) -> list[Notification]:
+        """Record every message not sent before, with one lookup for the whole lot."""
+        references = [message.reference for message in messages]
+        already = set(
+            (
+                await session.scalars(
+                    select(Notification.reference).where(Notification.reference.in_(references))
+                )
+            ).all()
+        )
+        rows = []
+        for message in messages:
+            if message.reference in already:
+                continue
+            already.add(message.reference)
+            rows.append(self._record(session, message, at))
+        return rows
+
+    def _record(self, session: AsyncSession, message: Message, at: datetime) -> Notification:
         row = Notification(
             account_id=message.account_id,
             kind=message.kind.value,

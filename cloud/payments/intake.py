@@ -8,16 +8,17 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
 
-from cloud.commands.desired import CommandFactory, RelayRequest, lock_meter, request_relay
+from cloud.commands.desired import CommandFactory
 from cloud.commands.dispatcher import Dispatcher, Outgoing
-from cloud.commands.lifecycle import Origin
-from cloud.db.models import Account, Command, Payment, WebhookEvent
+from cloud.db.models import Payment, WebhookEvent
+from cloud.db.raw import RawSql
 from cloud.db.session import Database
 from cloud.ledger.dues import EntryKind
-from cloud.ledger.service import account_balance_paise, add_entry
+from cloud.ledger.service import entry_values
+from cloud.payments.reconnect_sql import reconnect_for_payment
 from cloud.payments.webhook import (
     CAPTURED,
     CapturedPayment,
@@ -25,7 +26,6 @@ from cloud.payments.webhook import (
     WebhookError,
     parse_captured,
 )
-from wire import Action, RelayState
 
 log = logging.getLogger(__name__)
 
@@ -102,90 +102,134 @@ class PaymentIntake:
         received_at: datetime,
         outgoing: list[Outgoing],
     ) -> IntakeResult:
+        # Core statements, not ORM objects: this runs for every payment, and the unit of work
+        # cost more than the queries themselves (measured: 7.5 ms a payment with the ORM).
         body = raw_body.decode("utf-8", errors="replace")
+        payment = captured.payment if captured is not None else None
         async with self._db.write() as session:
-            if await session.get(WebhookEvent, event_id) is not None:
+            event_known, payment_known = (
+                await session.execute(
+                    select(
+                        select(WebhookEvent.event_id)
+                        .where(WebhookEvent.event_id == event_id)
+                        .exists(),
+                        select(Payment.payment_id)
+                        .where(Payment.payment_id == (payment.id if payment else ""))
+                        .exists(),
+                    )
+                )
+            ).one()
+            if event_known:
                 return IntakeResult(WebhookOutcome.DUPLICATE)
-            if captured is None:
-                session.add(_event(event_id, envelope.event, None, "ignored", received_at, body))
+            # The transaction has begun (the query above): the rest goes to the driver directly.
+            raw = await RawSql.of(session)
+            if payment is None:
+                await _store_event(raw, event_id, envelope, None, "ignored", received_at, body)
                 return IntakeResult(WebhookOutcome.IGNORED)
-            payment = captured.payment
-            if await session.get(Payment, payment.id) is not None:
-                session.add(
-                    _event(event_id, envelope.event, payment.id, "duplicate", received_at, body)
+            if payment_known:
+                await _store_event(
+                    raw, event_id, envelope, payment.id, "duplicate", received_at, body
                 )
                 return IntakeResult(WebhookOutcome.DUPLICATE, payment_id=payment.id)
-            account = (
-                await session.get(Account, payment.account_ref) if payment.account_ref else None
-            )
-            status = "credited" if account is not None else "unmatched"
-            session.add(
-                Payment(
-                    payment_id=payment.id,
-                    event_id=event_id,
-                    account_ref=payment.account_ref,
-                    account_id=account.account_id if account else None,
-                    amount_paise=payment.amount,
-                    currency=payment.currency,
-                    status=status,
-                    received_at=received_at,
-                )
+            account = await _account_and_balance(raw, payment.account_ref)
+            await raw.execute(
+                _INSERT_PAYMENT,
+                payment_id=payment.id,
+                event_id=event_id,
+                account_ref=payment.account_ref,
+                account_id=account.account_id if account else None,
+                amount_paise=payment.amount,
+                currency=payment.currency,
+                status="credited" if account is not None else "unmatched",
+                received_at=received_at,
             )
             outcome = "processed" if account is not None else "unmatched"
-            session.add(_event(event_id, envelope.event, payment.id, outcome, received_at, body))
+            await _store_event(raw, event_id, envelope, payment.id, outcome, received_at, body)
             if account is None:
                 log.warning("payment %s names unknown account %r", payment.id, payment.account_ref)
                 return IntakeResult(WebhookOutcome.UNMATCHED, payment_id=payment.id)
-            add_entry(
-                session,
-                account_id=account.account_id,
-                kind=EntryKind.PAYMENT,
-                amount_paise=-payment.amount,
-                reference=payment.id,
-                at=received_at,
-                description=f"online payment {payment.id}",
+            await raw.execute(
+                _INSERT_ENTRY,
+                **entry_values(
+                    account_id=account.account_id,
+                    kind=EntryKind.PAYMENT,
+                    amount_paise=-payment.amount,
+                    reference=payment.id,
+                    at=received_at,
+                    description=f"online payment {payment.id}",
+                ),
             )
-            await session.flush()
-            command = await self._reconnect_if_cleared(session, account, payment.id, received_at)
-            if command is not None and self._dispatcher is not None:
-                outgoing += await self._dispatcher.claim_new(session, [command], received_at)
+            reconnect = None
+            if account.balance_paise - payment.amount <= 0:
+                reconnect = await reconnect_for_payment(
+                    raw,
+                    self._factory,
+                    self._dispatcher,
+                    meter_id=account.meter_id,
+                    payment_id=payment.id,
+                    received_at=received_at,
+                )
+            if reconnect is not None and reconnect.outgoing is not None:
+                outgoing.append(reconnect.outgoing)
             return IntakeResult(
                 WebhookOutcome.PROCESSED,
                 payment_id=payment.id,
                 account_id=account.account_id,
-                command_id=command.command_id if command is not None else None,
+                command_id=reconnect.command_id if reconnect is not None else None,
             )
 
-    async def _reconnect_if_cleared(
-        self, session: AsyncSession, account: Account, payment_id: str, received_at: datetime
-    ) -> Command | None:
-        if await account_balance_paise(session, account.account_id) > 0:
-            return None
-        meter = await lock_meter(session, account.meter_id)
-        if meter is None or meter.desired_relay == RelayState.CONNECTED.value:
-            return None
-        request = RelayRequest(
-            meter_id=meter.meter_id,
-            action=Action.CONNECT,
-            reason=f"dues cleared by payment {payment_id}",
-            origin=Origin.PAYMENT,
-            requested_at=received_at,
-            payment_id=payment_id,
-        )
-        return await request_relay(session, meter, request, self._factory, received_at)
+
+_INSERT_EVENT = """
+INSERT INTO webhook_events (event_id, event_type, payment_id, outcome, received_at, body)
+VALUES (:event_id, :event_type, :payment_id, :outcome, :received_at, :body)"""
+
+_INSERT_PAYMENT = """
+INSERT INTO payments (payment_id, event_id, account_ref, account_id, amount_paise, currency,
+    status, received_at)
+VALUES (:payment_id, :event_id, :account_ref, :account_id, :amount_paise, :currency, :status,
+    :received_at)"""
+
+_INSERT_ENTRY = """
+INSERT INTO ledger_entries (account_id, kind, amount_paise, reference, description, due_date,
+    period_start, period_end, created_at)
+VALUES (:account_id, :kind, :amount_paise, :reference, :description, :due_date, :period_start,
+    :period_end, :created_at)"""
+
+_ACCOUNT_AND_BALANCE = """
+SELECT a.account_id, a.meter_id,
+    COALESCE((SELECT SUM(e.amount_paise) FROM ledger_entries e
+              WHERE e.account_id = a.account_id), 0)
+FROM accounts a WHERE a.account_id = :account_id"""
 
 
-def _event(
+@dataclass(frozen=True)
+class _AccountBalance:
+    account_id: str
+    meter_id: str
+    balance_paise: int
+
+
+async def _account_and_balance(raw: RawSql, account_ref: str | None) -> _AccountBalance | None:
+    """The named account, its meter and its balance before this payment, in one query."""
+    if account_ref is None:
+        return None
+    row = await raw.fetchone(_ACCOUNT_AND_BALANCE, account_id=account_ref)
+    return _AccountBalance(row[0], row[1], int(row[2])) if row is not None else None
+
+
+async def _store_event(
+    raw: RawSql,
     event_id: str,
-    event_type: str,
+    envelope: WebhookEnvelope,
     payment_id: str | None,
     outcome: str,
     received_at: datetime,
     body: str,
-) -> WebhookEvent:
-    return WebhookEvent(
+) -> None:
+    await raw.execute(
+        _INSERT_EVENT,
         event_id=event_id,
-        event_type=event_type,
+        event_type=envelope.event,
         payment_id=payment_id,
         outcome=outcome,
         received_at=received_at,

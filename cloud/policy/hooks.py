@@ -14,16 +14,16 @@ connect that superseded it closes the relay again seconds later.
 from __future__ import annotations
 
 import logging
-from datetime import datetime
+from collections.abc import Collection, Mapping, Sequence
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cloud.commands.desired import CommandFactory, RelayRequest, lock_meter, request_relay
 from cloud.commands.lifecycle import CommandState, Origin
-from cloud.db.models import Account, Command
+from cloud.db.models import Account, Command, LedgerEntry
 from cloud.ledger.dues import EntryKind
-from cloud.ledger.service import account_dues, add_entry, find_entry
+from cloud.ledger.service import add_entry, total_payable_paise
 from cloud.notify.messages import Message, MessageKind, disconnected_text, restored_text
 from cloud.notify.notifier import Notifier
 from wire import Action, RelayState
@@ -44,48 +44,78 @@ class CommandOutcomeHooks:
         self._notifier = notifier
         self._fee_paise = fee_paise
 
-    async def on_final(self, session: AsyncSession, command: Command) -> None:
-        """React to a command that just reached a final state."""
-        state = CommandState(command.state)
-        if command.origin == Origin.POLICY.value and command.action == Action.DISCONNECT.value:
-            if (
-                state is CommandState.SUCCEEDED
-                and command.relay_result == RelayState.DISCONNECTED.value
+    async def on_final(self, session: AsyncSession, commands: Sequence[Command]) -> None:
+        """React to commands that just reached a final state (one call per transaction)."""
+        cut, not_cut, restored = [], [], []
+        for command in commands:
+            state = CommandState(command.state)
+            if command.origin == Origin.POLICY.value and command.action == Action.DISCONNECT.value:
+                if (
+                    state is CommandState.SUCCEEDED
+                    and command.relay_result == RelayState.DISCONNECTED.value
+                ):
+                    cut.append(command)
+                elif state in _NOT_DONE:
+                    not_cut.append(command)
+            elif (
+                command.origin == Origin.PAYMENT.value
+                and command.action == Action.CONNECT.value
+                and state is CommandState.SUCCEEDED
             ):
-                await self._levy_fee(session, command)
-            elif state in _NOT_DONE:
-                await self._restore_connected(session, command)
-        elif (
-            command.origin == Origin.PAYMENT.value
-            and command.action == Action.CONNECT.value
-            and state is CommandState.SUCCEEDED
-        ):
-            await self._power_restored(session, command)
+                restored.append(command)
+        if cut or restored:
+            accounts = await _accounts_of(session, {c.meter_id for c in (*cut, *restored)})
+            if cut:
+                await self._levy_fees(session, cut, accounts)
+            if restored:
+                await self._power_restored(session, restored, accounts)
+        for command in not_cut:
+            await self._restore_connected(session, command)
 
-    async def _levy_fee(self, session: AsyncSession, command: Command) -> None:
-        account = await _account_of(session, command.meter_id)
-        if account is None or await find_entry(session, EntryKind.FEE, command.command_id):
+    async def _levy_fees(
+        self, session: AsyncSession, commands: Sequence[Command], accounts: Mapping[str, Account]
+    ) -> None:
+        references = [command.command_id for command in commands]
+        levied = set(
+            (
+                await session.scalars(
+                    select(LedgerEntry.reference).where(
+                        LedgerEntry.kind == EntryKind.FEE.value,
+                        LedgerEntry.reference.in_(references),
+                    )
+                )
+            ).all()
+        )
+        charged: list[tuple[Account, Command]] = []
+        for command in commands:
+            account = accounts.get(command.meter_id)
+            if account is None or command.command_id in levied:
+                continue
+            add_entry(
+                session,
+                account_id=account.account_id,
+                kind=EntryKind.FEE,
+                amount_paise=self._fee_paise,
+                reference=command.command_id,
+                at=command.updated_at,
+                description=f"reconnection fee: disconnected for non-payment ({command.meter_id})",
+            )
+            charged.append((account, command))
+        if not charged:
             return
-        at = command.updated_at
-        add_entry(
-            session,
-            account_id=account.account_id,
-            kind=EntryKind.FEE,
-            amount_paise=self._fee_paise,
-            reference=command.command_id,
-            at=at,
-            description=f"reconnection fee: disconnected for non-payment ({command.meter_id})",
-        )
         await session.flush()
-        dues = await account_dues(session, account.account_id)
-        await self._send(
-            session,
-            account,
-            MessageKind.DISCONNECTED,
-            disconnected_text(dues.total_payable_paise),
-            f"disconnected:{command.command_id}",
-            at,
-        )
+        payable = await total_payable_paise(session, {a.account_id for a, _ in charged})
+        messages = [
+            Message(
+                account.account_id,
+                account.phone,
+                MessageKind.DISCONNECTED,
+                disconnected_text(payable.get(account.account_id, 0)),
+                f"disconnected:{command.command_id}",
+            )
+            for account, command in charged
+        ]
+        await self._notifier.notify_all(session, messages, commands[0].updated_at)
 
     async def _restore_connected(self, session: AsyncSession, command: Command) -> None:
         # Left alone, the desired state would stay "disconnected" and the reconciler would cut
@@ -108,34 +138,25 @@ class CommandOutcomeHooks:
             meter.meter_id,
         )
 
-    async def _power_restored(self, session: AsyncSession, command: Command) -> None:
-        account = await _account_of(session, command.meter_id)
-        if account is None:
-            return
-        needs_button = command.relay_result == RelayState.READY_FOR_RECONNECTION.value
-        await self._send(
-            session,
-            account,
-            MessageKind.POWER_RESTORED,
-            restored_text(needs_button),
-            f"restored:{command.command_id}",
-            command.updated_at,
-        )
-
-    async def _send(
-        self,
-        session: AsyncSession,
-        account: Account,
-        kind: MessageKind,
-        body: str,
-        reference: str,
-        at: datetime,
+    async def _power_restored(
+        self, session: AsyncSession, commands: Sequence[Command], accounts: Mapping[str, Account]
     ) -> None:
-        message = Message(account.account_id, account.phone, kind, body, reference)
-        await self._notifier.notify(session, message, at)
+        messages = [
+            Message(
+                account.account_id,
+                account.phone,
+                MessageKind.POWER_RESTORED,
+                restored_text(command.relay_result == RelayState.READY_FOR_RECONNECTION.value),
+                f"restored:{command.command_id}",
+            )
+            for command in commands
+            if (account := accounts.get(command.meter_id)) is not None
+        ]
+        if messages:
+            await self._notifier.notify_all(session, messages, commands[0].updated_at)
 
 
-async def _account_of(session: AsyncSession, meter_id: str) -> Account | None:
-    return (
-        await session.execute(select(Account).where(Account.meter_id == meter_id))
-    ).scalar_one_or_none()
+async def _accounts_of(session: AsyncSession, meter_ids: Collection[str]) -> dict[str, Account]:
+    """The account of each of these meters, by meter id."""
+    rows = await session.scalars(select(Account).where(Account.meter_id.in_(list(meter_ids))))
+    return {account.meter_id: account for account in rows}

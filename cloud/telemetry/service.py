@@ -42,8 +42,8 @@ class TelemetryService(Protocol):
         """Meter events just committed to the database."""
         ...
 
-    async def on_command_final(self, session: AsyncSession, command: Command) -> None:
-        """A command reached its final state in this (uncommitted) transaction."""
+    async def on_command_final(self, session: AsyncSession, commands: Sequence[Command]) -> None:
+        """Commands reached their final state in this (uncommitted) transaction."""
         ...
 
     def on_gateway_state(self, state: GatewayState) -> None:
@@ -122,8 +122,8 @@ class InfluxTelemetry:
         if events:
             self.pipeline.offer(b"".join(event_line(e) for e in events), len(events))
 
-    async def on_command_final(self, session: AsyncSession, command: Command) -> None:
-        """Write the command's point once its transaction commits (never for a rollback)."""
+    async def on_command_final(self, session: AsyncSession, commands: Sequence[Command]) -> None:
+        """Write the commands' points once their transaction commits (never for a rollback)."""
         pending: list[bytes] | None = session.info.get(_PENDING_LINES)
         if pending is None:
             pending = session.info[_PENDING_LINES] = []
@@ -133,7 +133,7 @@ class InfluxTelemetry:
                 self.pipeline.offer(b"".join(lines), len(lines))
 
             event.listen(session.sync_session, "after_commit", committed, once=True)
-        pending.append(_command_point(command))
+        pending.extend(_command_point(command) for command in commands)
 
     def on_gateway_state(self, state: GatewayState) -> None:
         """A birth or Will was applied."""
@@ -178,7 +178,7 @@ class EmbeddedTelemetry:
     async def record_events(self, events: Sequence[MeterEvent]) -> None:
         """Events are in the database already."""
 
-    async def on_command_final(self, session: AsyncSession, command: Command) -> None:
+    async def on_command_final(self, session: AsyncSession, commands: Sequence[Command]) -> None:
         """Commands and their transitions are in the database already."""
 
     def on_gateway_state(self, state: GatewayState) -> None:

@@ -4,18 +4,19 @@ own audit trail, how long each took from webhook receipt to the relay confirmed 
 from __future__ import annotations
 
 import asyncio
+import json
 import secrets
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-import httpx
 from sqlalchemy import select
 
 from cloud.db.models import Command, CommandTransition
 from cloud.db.session import Database
 from cloud.ledger.service import account_dues
 from cloud.payments.webhook import sign_body
+from switchyard.bench.http_load import HttpLoadError, LoadClient
 from switchyard.pay import webhook_body
 from switchyard.stack import LocalStack
 
@@ -32,6 +33,7 @@ class PaymentsMeasurement:
     send_duration_s: float = 0.0
     latencies_ms: list[float] = field(default_factory=list)
     not_succeeded: int = 0
+    errors: list[str] = field(default_factory=list)
 
     @property
     def achieved_rate(self) -> float:
@@ -58,38 +60,47 @@ async def _send_at_rate(
     """Open loop: payment n leaves at n / rate, however slowly the earlier ones are answered."""
     command_ids: list[str] = []
     secret = stack.secrets.webhook_secret
-    limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
-    async with httpx.AsyncClient(base_url=stack.api_url, timeout=60.0, limits=limits) as client:
+    # Several cloud processes: the payments are spread over them, as a load balancer would.
+    clients = []
+    for api_url in stack.api_urls:
+        host, port = api_url.removeprefix("http://").rsplit(":", 1)
+        clients.append(LoadClient(host, int(port), connections=64))
 
-        async def pay(account_id: str, amount_paise: int) -> None:
-            body = webhook_body(account_id, amount_paise, f"pay_{secrets.token_hex(7)}")
-            response = await client.post(
-                "/api/v1/payments/webhook",
-                content=body,
-                headers={
-                    "Content-Type": "application/json",
-                    "X-Razorpay-Signature": sign_body(body, secret),
-                    "X-Razorpay-Event-Id": f"evt_{secrets.token_hex(8)}",
-                },
-            )
-            command_id = response.json().get("command_id") if response.status_code == 200 else None
-            if command_id:
-                measured.accepted += 1
-                command_ids.append(command_id)
-            else:
-                measured.refused += 1
+    async def pay(account_id: str, amount_paise: int, client: LoadClient) -> None:
+        body = webhook_body(account_id, amount_paise, f"pay_{secrets.token_hex(7)}")
+        headers = {
+            "Content-Type": "application/json",
+            "X-Razorpay-Signature": sign_body(body, secret),
+            "X-Razorpay-Event-Id": f"evt_{secrets.token_hex(8)}",
+        }
+        try:
+            status, answer = await client.post("/api/v1/payments/webhook", body, headers)
+        except HttpLoadError as exc:
+            measured.refused += 1
+            measured.errors.append(f"{account_id}: {exc}")
+            return
+        command_id = json.loads(answer).get("command_id") if status == 200 else None
+        if command_id:
+            measured.accepted += 1
+            command_ids.append(command_id)
+        else:
+            measured.refused += 1
+            measured.errors.append(f"{account_id}: HTTP {status} {answer[:200]!r}")
 
-        started = time.perf_counter()
-        in_flight: list[asyncio.Task[None]] = []
-        for n, (account_id, amount_paise) in enumerate(targets):
-            delay_s = started + n / rate_per_s - time.perf_counter()
-            if delay_s > 0:
-                await asyncio.sleep(delay_s)
-            in_flight.append(asyncio.create_task(pay(account_id, amount_paise)))
-            measured.sent += 1
-            on_sent(measured.sent)
-        measured.send_duration_s = time.perf_counter() - started
-        await asyncio.gather(*in_flight)
+    started = time.perf_counter()
+    in_flight: list[asyncio.Task[None]] = []
+    for n, (account_id, amount_paise) in enumerate(targets):
+        delay_s = started + n / rate_per_s - time.perf_counter()
+        if delay_s > 0:
+            await asyncio.sleep(delay_s)
+        client = clients[n % len(clients)]
+        in_flight.append(asyncio.create_task(pay(account_id, amount_paise, client)))
+        measured.sent += 1
+        on_sent(measured.sent)
+    measured.send_duration_s = time.perf_counter() - started
+    await asyncio.gather(*in_flight)
+    for client in clients:
+        await client.close()
     return command_ids
 
 

@@ -72,7 +72,7 @@ def run_bench(args: argparse.Namespace) -> int:
     path = _write_json(args, scenario, started_at, results, medians)
     for figure in medians:
         if figure.headline or figure.target is not None:
-            print(f"{figure.name}: {figure.value:,.1f} {figure.unit}" + _versus(figure))
+            print(f"{figure.name}: {figure.value:,.0f} {figure.unit}" + _versus(figure))
     print(f"results: {path}")
     return 0
 

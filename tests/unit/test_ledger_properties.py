@@ -179,7 +179,7 @@ async def _deliver(ledger: Ledger, account_id: str, event: Event, copy: int) -> 
             updated_at=event.at,
         )
         async with ledger.db.write() as session:
-            await ledger.hooks.on_final(session, command)
+            await ledger.hooks.on_final(session, [command])
 
 
 @settings(
