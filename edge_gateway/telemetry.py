@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
+import time
 import uuid
 from collections.abc import Callable, Sequence
 from typing import Protocol
@@ -62,10 +64,16 @@ class TelemetryCollector:
         self._cursors: dict[str, int] | None = None
 
     async def run(self, interval_s: float) -> None:
-        """Collect every `interval_s` until cancelled."""
+        """Collect every `interval_s` until cancelled, from a random phase within the interval.
+
+        The phase spreads a city's gateways over the interval, as DCUs' read schedules are:
+        started together, they would otherwise all read and report in the same second.
+        """
+        await asyncio.sleep(random.uniform(0, interval_s))
         while True:
-            await asyncio.sleep(interval_s)
+            started = time.monotonic()
             await self.collect_once()
+            await asyncio.sleep(max(0.0, interval_s - (time.monotonic() - started)))
 
     async def collect_once(self) -> int:
         """Read every meter once and store what was read; answer how many batches were stored."""

@@ -9,6 +9,7 @@ SQL is written once with `:name` parameters and runs on SQLite (aiosqlite) and P
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -57,11 +58,26 @@ class RawSql:
             cursor = await self._driver.execute(text, args)
             await cursor.close()
 
-    def _bind(self, sql: str, params: dict[str, Any]) -> tuple[str, tuple[Any, ...]]:
+    async def executemany(self, sql: str, rows: Sequence[dict[str, Any]]) -> None:
+        """Run one statement for many rows, in the driver's own loop (bulk inserts)."""
+        if not rows:
+            return
+        text, names = self._prepared_for(sql)
+        args = [tuple(self._value(row[name]) for name in names) for row in rows]
+        if self.is_postgres:
+            await self._driver.executemany(text, args)
+        else:
+            cursor = await self._driver.executemany(text, args)
+            await cursor.close()
+
+    def _prepared_for(self, sql: str) -> tuple[str, tuple[str, ...]]:
         prepared = self._prepared.get(sql)
         if prepared is None:
             prepared = self._prepared[sql] = self._prepare(sql)
-        text, names = prepared
+        return prepared
+
+    def _bind(self, sql: str, params: dict[str, Any]) -> tuple[str, tuple[Any, ...]]:
+        text, names = self._prepared_for(sql)
         return text, tuple(self._value(params[name]) for name in names)
 
     def _prepare(self, sql: str) -> tuple[str, tuple[str, ...]]:

@@ -11,12 +11,19 @@ from sqlalchemy import delete, select
 
 from cloud.clock import Clock, utcnow
 from cloud.db.models import MeterReadingRecord
+from cloud.db.raw import RawSql
 from cloud.db.session import Database
-from cloud.db.upsert import insert_ignoring_duplicates
 from wire import TelemetryBatch
 from wire.clock import ms_to_datetime
 
 log = logging.getLogger(__name__)
+
+_INSERT_READING = """
+INSERT INTO meter_readings (meter_id, at, dcu_id, relay, voltage_v, current_a, active_power_w,
+    power_factor, frequency_hz, import_wh, export_wh, import_vah, historical, received_at)
+VALUES (:meter_id, :at, :dcu_id, :relay, :voltage_v, :current_a, :active_power_w,
+    :power_factor, :frequency_hz, :import_wh, :export_wh, :import_vah, :historical, :received_at)
+ON CONFLICT DO NOTHING"""
 
 
 class ReadingStore:
@@ -51,7 +58,11 @@ class ReadingStore:
             for reading in batch.readings
         ]
         async with self._db.write() as session:
-            await insert_ignoring_duplicates(session, MeterReadingRecord, rows)
+            # Ten thousand rows a minute for a city: straight to the driver (SQLAlchemy's
+            # per-row parameter handling held SQLite's one write lock for a second a round).
+            await session.execute(select(1))  # begins the transaction the rows join
+            raw = await RawSql.of(session)
+            await raw.executemany(_INSERT_READING, rows)
 
     async def prune(self) -> int:
         """Delete readings older than the retention period; answer how many."""

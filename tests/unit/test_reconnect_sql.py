@@ -5,9 +5,17 @@ from __future__ import annotations
 import re
 
 from cloud.commands.lifecycle import ACTIVE_STATES
-from cloud.db.models import Command, CommandTransition, LedgerEntry, Payment, WebhookEvent
+from cloud.db.models import (
+    Command,
+    CommandTransition,
+    LedgerEntry,
+    MeterReadingRecord,
+    Payment,
+    WebhookEvent,
+)
 from cloud.db.raw import RawSql
 from cloud.payments import intake, reconnect_sql
+from cloud.telemetry import embedded
 
 
 def test_supersede_names_exactly_the_active_states() -> None:
@@ -30,6 +38,8 @@ def test_inserts_write_every_column_of_their_table() -> None:
         assert _columns(sql) == set(model.__table__.columns.keys()), model.__tablename__
     entry_columns = set(LedgerEntry.__table__.columns.keys()) - {"entry_id"}
     assert _columns(intake._INSERT_ENTRY) == entry_columns
+    reading_columns = set(MeterReadingRecord.__table__.columns.keys())
+    assert _columns(embedded._INSERT_READING) == reading_columns
     transition_columns = set(CommandTransition.__table__.columns.keys()) - {"transition_id"}
     assert _columns(reconnect_sql._TRANSITION) == transition_columns
 
