@@ -60,10 +60,16 @@ def run_bench(args: argparse.Namespace) -> int:
     progress = Progress(enabled=not args.no_progress)
     started_at = datetime.now(UTC)
     results: list[RunResult] = []
+    prefix = f"switchyard-bench-{scenario.name}-"
     for index in range(args.runs):
-        with tempfile.TemporaryDirectory(prefix=f"switchyard-bench-{scenario.name}-") as scratch:
-            context = BenchContext(Path(scratch), progress, index)
-            result = scenario.run(args, context)
+        try:
+            with tempfile.TemporaryDirectory(prefix=prefix) as scratch:
+                context = BenchContext(Path(scratch), progress, index)
+                result = scenario.run(args, context)
+        except KeyboardInterrupt:
+            # The scenario's context managers have stopped every process it started.
+            print(f"\nswitchyard bench {scenario.name}: interrupted; nothing left running")
+            return 130
         results.append(result)
         print(_table(f"{scenario.name}: run {index + 1} of {args.runs}", result.figures))
     medians = _medians(results)

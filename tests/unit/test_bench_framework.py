@@ -55,6 +55,27 @@ def test_a_scenario_plugs_in_and_reports_medians_as_json(
     assert document["options"]["runs"] == 3
 
 
+class InterruptedScenario(CountingScenario):
+    """Ctrl-C arrives in the middle of a run."""
+
+    def run(self, args: argparse.Namespace, context: BenchContext) -> RunResult:
+        raise KeyboardInterrupt
+
+
+def test_ctrl_c_ends_the_bench_with_a_message_and_writes_no_results(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(runner, "load_scenarios", lambda: {"counting": InterruptedScenario()})
+    parser = argparse.ArgumentParser()
+    runner.add_bench_parser(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(["bench", "counting", "--results-dir", str(tmp_path), "--no-progress"])
+
+    assert runner.run_bench(args) == 130
+
+    assert "counting: interrupted" in capsys.readouterr().out
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_the_cli_has_the_telemetry_scenario() -> None:
     args = build_parser().parse_args(["bench", "telemetry", "--meters", "10", "--rounds", "2"])
     assert (args.command, args.scenario, args.meters, args.rounds) == ("bench", "telemetry", 10, 2)
