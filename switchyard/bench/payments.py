@@ -69,7 +69,7 @@ class PaymentsScenario:
             ordered,
             f"payment to power: {count} payments at {args.rate:g}/s, {args.meters} meters on "
             f"{args.dcus} DCUs, {args.database}",
-            args.results_dir / f"payments-{args.database}-run{context.run_index + 1}.png",
+            args.results_dir / f"{context.results_stem}-run{context.run_index + 1}.png",
         )
         return RunResult(
             figures=[

@@ -64,7 +64,7 @@ def run_bench(args: argparse.Namespace) -> int:
     for index in range(args.runs):
         try:
             with tempfile.TemporaryDirectory(prefix=prefix) as scratch:
-                context = BenchContext(Path(scratch), progress, index)
+                context = BenchContext(Path(scratch), progress, index, _stem(scenario, started_at))
                 result = scenario.run(args, context)
         except KeyboardInterrupt:
             # The scenario's context managers have stopped every process it started.
@@ -118,6 +118,10 @@ def _table(title: str, figures: list[Figure]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _stem(scenario: Scenario, started_at: datetime) -> str:
+    return f"{scenario.name}-{started_at:%Y%m%dT%H%M%SZ}"
+
+
 def _write_json(
     args: argparse.Namespace,
     scenario: Scenario,
@@ -127,7 +131,7 @@ def _write_json(
 ) -> Path:
     results_dir: Path = args.results_dir
     results_dir.mkdir(parents=True, exist_ok=True)
-    path = results_dir / f"{scenario.name}-{started_at:%Y%m%dT%H%M%SZ}.json"
+    path = results_dir / f"{_stem(scenario, started_at)}.json"
     options = {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}
     document = {
         "scenario": scenario.name,

@@ -41,6 +41,7 @@ class BenchContext:
     workdir: Path
     progress: Progress
     run_index: int
+    results_stem: str = ""  # the JSON file's name without `.json`: name other outputs after it
 
 
 class Scenario(Protocol):

@@ -20,11 +20,15 @@ class CountingScenario:
     name = "counting"
     help = "test scenario"
 
+    def __init__(self) -> None:
+        self.stems: list[str] = []
+
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         parser.add_argument("--step", type=int, default=10)
 
     def run(self, args: argparse.Namespace, context: BenchContext) -> RunResult:
         assert context.workdir.is_dir()
+        self.stems.append(context.results_stem)
         context.progress.start("counting", 3)
         for done in range(4):
             context.progress.update(done)
@@ -36,7 +40,8 @@ class CountingScenario:
 def test_a_scenario_plugs_in_and_reports_medians_as_json(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.setattr(runner, "load_scenarios", lambda: {"counting": CountingScenario()})
+    scenario = CountingScenario()
+    monkeypatch.setattr(runner, "load_scenarios", lambda: {"counting": scenario})
     parser = argparse.ArgumentParser()
     runner.add_bench_parser(parser.add_subparsers(dest="command"))
     args = parser.parse_args(
@@ -53,6 +58,8 @@ def test_a_scenario_plugs_in_and_reports_medians_as_json(
     assert [run["figures"][0]["value"] for run in document["runs"]] == [10.0, 20.0, 30.0]
     assert document["median"][0]["value"] == 20.0
     assert document["options"]["runs"] == 3
+    # Plots and other outputs of every run are named after the JSON file: nothing overwritten.
+    assert scenario.stems == [written.stem] * 3
 
 
 class InterruptedScenario(CountingScenario):
