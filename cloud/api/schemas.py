@@ -22,6 +22,11 @@ def power_status(meter: Meter) -> PowerStatus:
     return "connected" if relay == RelayState.CONNECTED.value else "disconnected"
 
 
+# Free text from a client: PostgreSQL cannot store NUL in text, so it is refused at the door
+# (422) rather than failing in the database; the schema says so, and generated clients know.
+Text200 = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[^\x00]+$")]
+
+
 class Page(BaseModel, Generic[T]):
     """One page of a list; pass `next_cursor` as `cursor` for the next one."""
 
@@ -127,7 +132,7 @@ class CommandRequestIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     action: Action
-    reason: Annotated[str, Field(min_length=1, max_length=200)]
+    reason: Text200
 
 
 class GatewayOut(BaseModel):

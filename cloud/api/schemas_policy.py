@@ -7,6 +7,7 @@ from typing import Annotated, Any, Literal, Self
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
+from cloud.api.schemas import Text200
 from cloud.db.models import (
     DcuQuarantine,
     Dispute,
@@ -18,7 +19,6 @@ from cloud.policy.reports import RunReport
 
 Paise = Annotated[int, Field(strict=True)]
 Reference = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:/-]+$")]
-Text200 = Annotated[str, Field(min_length=1, max_length=200)]
 
 
 class _In(BaseModel):

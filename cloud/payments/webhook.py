@@ -38,6 +38,10 @@ def signature_valid(raw_body: bytes, signature: str | None, secrets: Sequence[st
     return valid
 
 
+# Text that is stored: PostgreSQL cannot hold NUL in text, so such a body is malformed (400).
+_NO_NUL = r"^[^\x00]+$"
+
+
 class _Lenient(BaseModel):
     model_config = ConfigDict(extra="allow")
 
@@ -51,7 +55,7 @@ class PaymentNotes(_Lenient):
 class PaymentEntity(_Lenient):
     """The payment inside a payment.* event."""
 
-    id: Annotated[str, Field(min_length=1, max_length=64)]
+    id: Annotated[str, Field(min_length=1, max_length=64, pattern=_NO_NUL)]
     amount: Annotated[int, Field(gt=0, strict=True)]
     currency: Annotated[str, Field(min_length=3, max_length=3)]
     status: str
@@ -75,7 +79,7 @@ class WebhookEnvelope(_Lenient):
     """The outer event: entity, event type, creation time."""
 
     entity: str
-    event: Annotated[str, Field(min_length=1, max_length=64)]
+    event: Annotated[str, Field(min_length=1, max_length=64, pattern=_NO_NUL)]
     created_at: int | None = None
 
 

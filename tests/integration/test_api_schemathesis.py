@@ -131,11 +131,13 @@ def test_stateful_sequences_find_no_500_and_no_schema_violation(cloud: CloudProc
             stateful_step_count=STATEFUL_STEPS,
         )
     )
-    # Links were followed: these ids exist only in earlier responses, never by chance.
+    # Links were followed: the seeded ids exist only in earlier responses, never by chance, so a
+    # success on a path with an id means the id came from a link. Which operations the walk
+    # reaches depends on the ids the server hands out, so no single operation is required.
     seen = sorted(set(answered))
-    assert ("GET /api/v1/accounts/{account_id}", 200) in answered, seen
-    # Several operations on ids taken from earlier responses succeeded, not just one.
     followed = {label for label, status in answered if "{" in label and 200 <= status < 300}
+    assert any(label.startswith("GET ") for label in followed), seen
+    # Several operations on ids taken from earlier responses succeeded, not just one.
     assert len(followed) >= 3, seen
     assert cloud.process.alive(), cloud.process.tail()
     assert "Traceback" not in cloud.process.log_path.read_text()

@@ -219,6 +219,36 @@ def test_every_operator_command_is_in_the_audit_log_with_who_when_what_why(
     assert all(e["at"] for e in entries)
 
 
+def test_free_text_with_nul_is_refused_with_422_and_nothing_recorded(
+    start_cloud: StartCloud,
+) -> None:
+    # PostgreSQL cannot store NUL in text: Schemathesis found this as a 500 on PostgreSQL.
+    cloud = start_cloud()
+    operator = bearer(cloud.secrets.operator_token)
+    with httpx.Client(base_url=cloud.url, timeout=10.0) as api:
+        refused = [
+            api.post(
+                f"/api/v1/meters/{meter_id}/commands",
+                headers=operator,
+                json={"action": "disconnect", "reason": "1\x00c\u00ef"},
+            )
+            for meter_id in ("MTR11", "NO_SUCH_METER")
+        ]
+        refused.append(
+            api.put(
+                "/api/v1/policy/kill-switch",
+                headers=operator,
+                json={"engaged": True, "reason": "\x00"},
+            )
+        )
+        commands = api.get("/api/v1/commands", headers=operator).json()
+        audit = api.get("/api/v1/audit", headers=operator).json()["items"]
+
+    assert [r.status_code for r in refused] == [422, 422, 422], [r.text for r in refused]
+    assert commands["items"] == []
+    assert [e["action"] for e in audit if e["action"] != "access.denied"] == []
+
+
 def test_manual_commands_beyond_the_limit_get_429_rate_limited(start_cloud: StartCloud) -> None:
     cloud = start_cloud(manual_commands_per_actor="3", manual_commands_window_s="3600")
     _, asha = create_token(cloud, "asha", "operator")

@@ -58,6 +58,7 @@ def test_captured_payment_is_read() -> None:
         lambda d: d["payload"]["payment"]["entity"].pop("id"),
         lambda d: d["payload"].pop("payment"),
         lambda d: d["payload"]["payment"]["entity"].update(status="failed"),
+        lambda d: d["payload"]["payment"]["entity"].update(id="pay_\x00x"),
     ],
 )
 def test_malformed_captured_payments_are_refused(mutate: object) -> None:
@@ -67,7 +68,17 @@ def test_malformed_captured_payments_are_refused(mutate: object) -> None:
         parse_captured(document)
 
 
-@pytest.mark.parametrize("raw", [b"", b"[]", b"{", b'{"entity": "event"}', b"\xff\xfe"])
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"",
+        b"[]",
+        b"{",
+        b'{"entity": "event"}',
+        b"\xff\xfe",
+        b'{"entity": "event", "event": "payment.\\u0000captured"}',
+    ],
+)
 def test_malformed_envelopes_are_refused(raw: bytes) -> None:
     with pytest.raises(WebhookError):
         parse_envelope(raw)
