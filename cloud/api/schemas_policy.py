@@ -15,9 +15,11 @@ from cloud.db.models import (
     Notification,
     Protection,
 )
+from cloud.ledger import MAX_PAISE
 from cloud.policy.reports import RunReport
 
-Paise = Annotated[int, Field(strict=True)]
+Paise = Annotated[int, Field(strict=True, ge=-MAX_PAISE, le=MAX_PAISE)]
+PositivePaise = Annotated[int, Field(strict=True, gt=0, le=MAX_PAISE)]
 Reference = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:/-]+$")]
 
 
@@ -29,7 +31,7 @@ class BillIn(_In):
     """A bill from the billing system: what is owed for a period, and by when."""
 
     bill_id: Reference
-    amount_paise: Annotated[int, Field(strict=True, gt=0)]
+    amount_paise: PositivePaise
     period_start: date
     period_end: date
     due_date: date
@@ -133,7 +135,7 @@ class DisputeIn(_In):
 
     kind: Literal["dispute", "payment_under_protest"]
     reason: Text200
-    amount_paise: Annotated[int, Field(strict=True, gt=0)] | None = None
+    amount_paise: PositivePaise | None = None
 
 
 class ResolveIn(_In):

@@ -10,6 +10,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from cloud.ledger import MAX_PAISE
 from wire.ids import ID_PATTERN
 
 CAPTURED = "payment.captured"
@@ -56,7 +57,7 @@ class PaymentEntity(_Lenient):
     """The payment inside a payment.* event."""
 
     id: Annotated[str, Field(min_length=1, max_length=64, pattern=_NO_NUL)]
-    amount: Annotated[int, Field(gt=0, strict=True)]
+    amount: Annotated[int, Field(gt=0, le=MAX_PAISE, strict=True)]
     currency: Annotated[str, Field(min_length=3, max_length=3)]
     status: str
     notes: PaymentNotes | list[Any] = Field(default_factory=PaymentNotes)

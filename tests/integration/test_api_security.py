@@ -249,6 +249,43 @@ def test_free_text_with_nul_is_refused_with_422_and_nothing_recorded(
     assert [e["action"] for e in audit if e["action"] != "access.denied"] == []
 
 
+def test_amounts_beyond_the_maximum_are_refused_with_422_and_nothing_recorded(
+    start_cloud: StartCloud,
+) -> None:
+    # Schemathesis found a dispute of 102907645373826744320 paise answered with a 500.
+    cloud = start_cloud()
+    operator = bearer(cloud.secrets.operator_token)
+    too_much = 10**12 + 1
+    requests = [
+        ("disputes", {"kind": "dispute", "reason": "too much", "amount_paise": too_much}),
+        ("adjustments", {"reference": "adj-1", "reason": "too much", "amount_paise": -too_much}),
+        (
+            "bills",
+            {
+                "bill_id": "BILL-HUGE",
+                "amount_paise": 102_907_645_373_826_744_320,
+                "issued_at": "2026-11-01T00:00:00+05:30",
+                "due_date": "2026-11-20",
+                "period_start": "2026-10-01",
+                "period_end": "2026-10-31",
+            },
+        ),
+    ]
+    with httpx.Client(base_url=cloud.url, timeout=10.0) as api:
+        before = api.get("/api/v1/accounts/ACC11/statement", headers=operator)
+        answers = [
+            api.post(f"/api/v1/accounts/ACC11/{path}", headers=operator, json=body)
+            for path, body in requests
+        ]
+        after = api.get("/api/v1/accounts/ACC11/statement", headers=operator)
+        disputes = api.get("/api/v1/accounts/ACC11/disputes", headers=operator)
+
+    assert [a.status_code for a in answers] == [422, 422, 422], [a.text for a in answers]
+    assert before.status_code == 200 and after.json() == before.json()
+    assert disputes.status_code == 200 and disputes.json() == []
+    assert "Traceback" not in cloud.process.log_path.read_text()
+
+
 def test_manual_commands_beyond_the_limit_get_429_rate_limited(start_cloud: StartCloud) -> None:
     cloud = start_cloud(manual_commands_per_actor="3", manual_commands_window_s="3600")
     _, asha = create_token(cloud, "asha", "operator")

@@ -130,6 +130,11 @@ def test_untrusted_bodies_are_refused_and_nothing_is_recorded(cloud: CloudProces
         answers["signature of a different body"] = post(body, sign_body(other, secret))
         answers["truncated body"] = post(body[: len(body) // 2], sign_body(body, secret))
         answers["oversized, signed"] = post(oversized, sign_body(oversized, secret))
+        # Signed by the gateway but not storable: refused as malformed, not a 500 retried forever.
+        huge = webhook_body("ACC11", 102_907_645_373_826_744_320, "pay_attack_3")
+        answers["amount beyond 64 bits, signed"] = post(huge, sign_body(huge, secret))
+        nul = webhook_body("ACC11", 50_000, "pay_\x00attack")
+        answers["NUL in the payment id, signed"] = post(nul, sign_body(nul, secret))
 
     signature = sign_body(oversized, secret)
     answers["chunked, no length, oversized"] = status_of(
@@ -169,6 +174,8 @@ def test_untrusted_bodies_are_refused_and_nothing_is_recorded(cloud: CloudProces
         "signature of a different body": 401,
         "truncated body": 401,
         "oversized, signed": 413,
+        "amount beyond 64 bits, signed": 400,
+        "NUL in the payment id, signed": 400,
         "chunked, no length, oversized": 413,
         "length says small, chunked body oversized": answers[
             "length says small, chunked body oversized"

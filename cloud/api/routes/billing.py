@@ -35,7 +35,10 @@ AccountIdPath = Annotated[str, Path(pattern=ID_PATTERN)]
     "/{account_id}/bills",
     response_model=LedgerEntryOut,
     status_code=201,
-    responses=error_responses(400, 401, 403, 404, 409, 422),
+    responses={
+        200: {"model": LedgerEntryOut, "description": "the same bill again: the stored one"},
+        **error_responses(400, 401, 403, 404, 409, 422),
+    },
 )
 async def add_bill(
     account_id: AccountIdPath,
@@ -65,7 +68,10 @@ async def add_bill(
     "/{account_id}/adjustments",
     response_model=AdjustmentOut,
     status_code=201,
-    responses=error_responses(400, 401, 403, 404, 409, 422),
+    responses={
+        200: {"model": AdjustmentOut, "description": "the same reference again: the stored one"},
+        **error_responses(400, 401, 403, 404, 409, 422),
+    },
 )
 async def add_adjustment(
     account_id: AccountIdPath,
@@ -74,7 +80,8 @@ async def add_adjustment(
     runtime: RuntimeDep,
     operator: OperatorDep,
 ) -> AdjustmentOut:
-    """Record a correction; a credit that clears the dues reconnects the meter."""
+    """Record a correction (201; the same reference again answers 200 with the stored one); a
+    credit that clears the dues reconnects the meter."""
     recorded = await record_adjustment(
         runtime.db,
         runtime.factory,
