@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Annotated, Any, Literal, Self
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictBool, model_validator
 
 from cloud.api.schemas import Text200
 from cloud.db.models import (
@@ -213,7 +213,7 @@ class NoticeRunOut(BaseModel):
 class DisconnectionRunIn(_In):
     """Start a run; `dry_run` must be said explicitly."""
 
-    dry_run: bool
+    dry_run: StrictBool
 
 
 class QuarantineOut(BaseModel):
@@ -311,7 +311,7 @@ class DisconnectionRunOut(BaseModel):
 class KillSwitchIn(_In):
     """Engage or release the global kill switch."""
 
-    engaged: bool
+    engaged: StrictBool
     reason: Text200
 
 

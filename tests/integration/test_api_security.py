@@ -249,6 +249,31 @@ def test_free_text_with_nul_is_refused_with_422_and_nothing_recorded(
     assert [e["action"] for e in audit if e["action"] != "access.denied"] == []
 
 
+def test_switches_take_json_booleans_only(start_cloud: StartCloud) -> None:
+    # A kill switch engaged by `0.0` or a real run started by `"0"` is a guess, not a request.
+    cloud = start_cloud()
+    operator = bearer(cloud.secrets.operator_token)
+    with httpx.Client(base_url=cloud.url, timeout=10.0) as api:
+        answers = [
+            api.put(
+                "/api/v1/policy/kill-switch", headers=operator, json={"engaged": 0.0, "reason": "x"}
+            ),
+            api.put(
+                "/api/v1/policy/kill-switch",
+                headers=operator,
+                json={"engaged": "yes", "reason": "x"},
+            ),
+            api.post("/api/v1/disconnection-runs", headers=operator, json={"dry_run": "0"}),
+            api.post("/api/v1/disconnection-runs", headers=operator, json={"dry_run": 1}),
+        ]
+        policy = api.get("/api/v1/policy", headers=operator)
+        runs = api.get("/api/v1/disconnection-runs", headers=operator)
+
+    assert [a.status_code for a in answers] == [422, 422, 422, 422], [a.text for a in answers]
+    assert policy.status_code == 200 and policy.json()["kill_switch"]["engaged"] is False
+    assert runs.status_code == 200 and runs.json() == []
+
+
 def test_amounts_beyond_the_maximum_are_refused_with_422_and_nothing_recorded(
     start_cloud: StartCloud,
 ) -> None:
