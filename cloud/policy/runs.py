@@ -33,9 +33,12 @@ from wire import RelayState, new_command_id
 log = logging.getLogger(__name__)
 
 RUN_LEASE = "disconnection-run"
-# Accounts per transaction: small enough that a payment (SQLite has one writer) never waits
-# behind a whole run, only behind one of these.
-ISSUE_CHUNK = 20
+# Accounts per transaction. SQLite has one writer, so a payment waits behind the chunk being
+# queued: keep it small there. PostgreSQL writers only meet on the chunk's own meter rows, and
+# a larger chunk queues a run faster (`switchyard bench disconnection`, confirmed/s: 20,000
+# accounts 155 -> 215, 6,000 accounts 154 -> 258); the kill switch is checked before every chunk.
+ISSUE_CHUNK_SQLITE = 20
+ISSUE_CHUNK_POSTGRESQL = 200
 RECORD_CHUNK = 200
 YIELD_EVERY = 500
 
@@ -84,7 +87,8 @@ class DisconnectionRunner:
         try:
             run_id, pending = await self._evaluate(dry_run, trigger, actor, schedule_slot)
             issued = 0
-            for chunk in chunks(pending, ISSUE_CHUNK):
+            size = ISSUE_CHUNK_SQLITE if self._db.is_sqlite else ISSUE_CHUNK_POSTGRESQL
+            for chunk in chunks(pending, size):
                 issued += await self._issue(run_id, chunk, actor)
             async with self._db.write() as session:
                 run = await session.get(DisconnectionRun, run_id)
