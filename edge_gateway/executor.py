@@ -76,7 +76,7 @@ class Executor:
         self._lanes = lanes
         self._outbound = outbound
         self._metrics = metrics
-        self._driver = RelayDriver(link, attempts=link_attempts, metrics=metrics)
+        self._driver = RelayDriver(link, attempts=link_attempts, metrics=metrics, clock=clock)
         self._crash_point = crash_point
         self._clock = clock
         self._events = EventFeed(store, link, metrics)
@@ -302,21 +302,21 @@ class Executor:
         switched_here: bool,
     ) -> InboxEntry:
         at_ms = self._clock()
+        finished = partial(
+            entry.finished,
+            at_ms=at_ms,
+            relay=result.relay,
+            event_seq=result.last.status.last_event_seq if result.last else None,
+            read_ms=result.last.read_ms if result.last else None,
+        )
         if result.reached:
             code = new_events.relay_event_code(result.relay) if switched_here else None
-            return entry.finished(
-                InboxStatus.EXECUTED, at_ms=at_ms, relay=result.relay, event_code=code
-            )
+            return finished(InboxStatus.EXECUTED, event_code=code)
         if result.reason == NOT_OPERATED:
-            return entry.finished(
-                InboxStatus.EXPIRED,
-                at_ms=at_ms,
-                relay=result.relay,
-                reason="expired before the gateway could finish it",
+            return finished(
+                InboxStatus.EXPIRED, reason="expired before the gateway could finish it"
             )
-        return entry.finished(
-            InboxStatus.FAILED, at_ms=at_ms, relay=result.relay, reason=result.reason
-        )
+        return finished(InboxStatus.FAILED, reason=result.reason)
 
     async def _publish_new_events(self, meter_id: str) -> None:
         new_events = await self._events.fetch(meter_id)

@@ -41,6 +41,9 @@ class InboxEntry:
     event_code: int | None = None
     reason: str = ""
     done_at_ms: int | None = None
+    # The relay's read-back in the meter's history: its event sequence, and when the read began.
+    event_seq: int | None = None
+    read_ms: int | None = None
 
     def finished(
         self,
@@ -48,12 +51,21 @@ class InboxEntry:
         *,
         at_ms: int,
         relay: RelayState | None = None,
+        event_seq: int | None = None,
+        read_ms: int | None = None,
         event_code: int | None = None,
         reason: str = "",
     ) -> InboxEntry:
         """This entry with its outcome."""
         return replace(
-            self, status=status, relay=relay, event_code=event_code, reason=reason, done_at_ms=at_ms
+            self,
+            status=status,
+            relay=relay,
+            event_seq=event_seq,
+            read_ms=read_ms,
+            event_code=event_code,
+            reason=reason,
+            done_at_ms=at_ms,
         )
 
     def reopened(self) -> InboxEntry:
@@ -73,6 +85,8 @@ class InboxEntry:
             at_ms=self.done_at_ms if self.done_at_ms is not None else now_ms,
             reason=self.reason,
             retryable=self.retryable,
+            event_seq=self.event_seq,
+            read_ms=self.read_ms,
         )
 
     @property

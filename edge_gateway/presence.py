@@ -21,6 +21,9 @@ async def birth_state(dcu_id: str, boot_seq: int, link: MeterLink, store: Store)
     async def report(meter_id: str) -> MeterReport:
         last_version = versions.get(meter_id, 0)
         async with reads:
+            # Stamped before the read: commands may switch the relay while the roster is read,
+            # and the cloud must see this report as older than their acks (docs/design.md).
+            read_ms = now_ms()
             try:
                 status = await link.read(meter_id)
             except MeterLinkError:
@@ -31,6 +34,8 @@ async def birth_state(dcu_id: str, boot_seq: int, link: MeterLink, store: Store)
             relay=status.relay,
             control_mode=status.control_mode,
             last_version=last_version,
+            event_seq=status.last_event_seq,
+            read_ms=read_ms,
         )
 
     meters = await asyncio.gather(*(report(meter_id) for meter_id in sorted(link.roster)))

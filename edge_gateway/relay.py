@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from edge_gateway.errors import MeterLinkRefused, MeterUnreachable
@@ -10,6 +11,7 @@ from edge_gateway.inbox import UNREACHABLE
 from edge_gateway.meterlink import MeterLink
 from edge_gateway.metrics import GatewayMetrics
 from wire import Action, RelayState
+from wire.clock import now_ms
 from wire.meterlink import ControlState, MeterStatus
 
 log = logging.getLogger(__name__)
@@ -42,13 +44,26 @@ def _reached(status: MeterStatus, action: Action) -> bool:
 
 
 @dataclass(frozen=True, slots=True)
+class Observed:
+    """A status read from the meter, and when (gateway clock) the request that read it began."""
+
+    status: MeterStatus
+    read_ms: int
+
+
+@dataclass(frozen=True, slots=True)
 class DriveResult:
-    """What driving a relay achieved; `relay` is the last state read back, if any was."""
+    """What driving a relay achieved, and the last status read back (if any was)."""
 
     reached: bool
-    relay: RelayState | None
+    last: Observed | None
     operations: int
     reason: str = ""
+
+    @property
+    def relay(self) -> RelayState | None:
+        """The relay state last read back."""
+        return self.last.status.relay if self.last else None
 
     @property
     def retryable(self) -> bool:
@@ -59,42 +74,55 @@ class DriveResult:
 class RelayDriver:
     """Reads, operates and reads back over the meter link, never operating blind after a timeout."""
 
-    def __init__(self, link: MeterLink, *, attempts: int, metrics: GatewayMetrics) -> None:
+    def __init__(
+        self,
+        link: MeterLink,
+        *,
+        attempts: int,
+        metrics: GatewayMetrics,
+        clock: Callable[[], int] = now_ms,
+    ) -> None:
         self._link = link
         self._attempts = attempts
         self._metrics = metrics
+        self._clock = clock
 
     async def drive(
         self, meter_id: str, action: Action, *, may_operate: bool = True
     ) -> DriveResult:
         """Bring the relay to the action's target; with `may_operate` False only read it."""
-        last: MeterStatus | None = None
+        last: Observed | None = None
         operations = 0
         for attempt in range(1, self._attempts + 1):
             try:
                 # Always read first: after a lost answer the operation may have happened anyway.
-                last = await self._link.read(meter_id)
-                if in_target(last, action):
-                    return DriveResult(True, last.relay, operations)
+                last = await self._timed(self._link.read, meter_id)
+                if in_target(last.status, action):
+                    return DriveResult(True, last, operations)
                 if not may_operate:
-                    return DriveResult(False, last.relay, operations, NOT_OPERATED)
+                    return DriveResult(False, last, operations, NOT_OPERATED)
                 operations += 1
                 self._metrics.relay_operations += 1
                 last = None  # unknown until the meter answers: the operation may or may not run
-                last = await self._operate(meter_id, action)
+                operate = (
+                    self._link.disconnect if action is Action.DISCONNECT else self._link.reconnect
+                )
+                last = await self._timed(operate, meter_id)
             except MeterUnreachable as exc:
                 log.info("meter %s attempt %d/%d: %s", meter_id, attempt, self._attempts, exc)
                 continue
             except MeterLinkRefused as exc:
-                relay = last.relay if last else None
-                return DriveResult(False, relay, operations, f"meter link refused: {exc.code}")
-            if _reached(last, action):
-                return DriveResult(True, last.relay, operations)
-            reason = f"relay did not reach {action.target} (control_mode {last.control_mode})"
-            return DriveResult(False, last.relay, operations, reason)
-        return DriveResult(False, last.relay if last else None, operations, UNREACHABLE)
+                return DriveResult(False, last, operations, f"meter link refused: {exc.code}")
+            if _reached(last.status, action):
+                return DriveResult(True, last, operations)
+            control_mode = last.status.control_mode
+            reason = f"relay did not reach {action.target} (control_mode {control_mode})"
+            return DriveResult(False, last, operations, reason)
+        return DriveResult(False, last, operations, UNREACHABLE)
 
-    async def _operate(self, meter_id: str, action: Action) -> MeterStatus:
-        if action is Action.DISCONNECT:
-            return await self._link.disconnect(meter_id)
-        return await self._link.reconnect(meter_id)
+    async def _timed(
+        self, request: Callable[[str], Awaitable[MeterStatus]], meter_id: str
+    ) -> Observed:
+        # The start of the request, not its answer: the meter was read some time after it.
+        read_ms = self._clock()
+        return Observed(await request(meter_id), read_ms)

@@ -15,7 +15,9 @@ SCHEMA = (
         reason TEXT NOT NULL DEFAULT '',
         expires_at_ms INTEGER NOT NULL,
         received_at_ms INTEGER NOT NULL,
-        done_at_ms INTEGER
+        done_at_ms INTEGER,
+        event_seq INTEGER,
+        read_ms INTEGER
     )""",
     "CREATE INDEX IF NOT EXISTS inbox_unfinished ON inbox (received_at_ms)"
     " WHERE status = 'accepted'",
@@ -48,16 +50,24 @@ SCHEMA = (
 
 INBOX_COLUMNS = (
     "command_id, meter_id, version, action, status, relay, event_code, reason,"
-    " expires_at_ms, received_at_ms, done_at_ms"
+    " expires_at_ms, received_at_ms, done_at_ms, event_seq, read_ms"
+)
+
+# Columns later versions added to a table that older gateways' databases already have.
+ADDED_COLUMNS = (
+    ("inbox", "event_seq", "INTEGER"),
+    ("inbox", "read_ms", "INTEGER"),
 )
 
 
 # An outcome never overwrites another: only accepted -> finished and failed -> accepted (a retry)
 # are transitions, so a copy of a known command id refused on another meter's lane (which may
 # race the original) cannot replace what the original's entry says.
-UPSERT_ENTRY = f"""INSERT INTO inbox ({INBOX_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+UPSERT_ENTRY = f"""INSERT INTO inbox ({INBOX_COLUMNS})
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
     ON CONFLICT (command_id) DO UPDATE SET
         status = excluded.status, relay = excluded.relay, event_code = excluded.event_code,
-        reason = excluded.reason, done_at_ms = excluded.done_at_ms
+        reason = excluded.reason, done_at_ms = excluded.done_at_ms,
+        event_seq = excluded.event_seq, read_ms = excluded.read_ms
     WHERE (inbox.status = 'accepted' AND excluded.status IN ('executed', 'failed', 'expired'))
        OR (inbox.status = 'failed' AND excluded.status = 'accepted')"""  # noqa: S608

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Self, TypeVar
 
 from edge_gateway.inbox import InboxEntry, InboxStatus
-from edge_gateway.schema import INBOX_COLUMNS, SCHEMA, UPSERT_ENTRY
+from edge_gateway.schema import ADDED_COLUMNS, INBOX_COLUMNS, SCHEMA, UPSERT_ENTRY
 from edge_gateway.sqlite_writer import Operation, SqliteWriter
 from wire import Action, RelayState
 from wire.clock import now_ms
@@ -235,6 +235,10 @@ class Store:
 def _create_schema(connection: sqlite3.Connection) -> None:
     for statement in SCHEMA:
         connection.execute(statement)
+    for table, column, declaration in ADDED_COLUMNS:
+        present = {row[1] for row in connection.execute(f"PRAGMA table_info({table})")}
+        if column not in present:
+            connection.execute(f"ALTER TABLE {table} ADD COLUMN {column} {declaration}")
 
 
 def _next_boot_seq(connection: sqlite3.Connection) -> int:
@@ -267,6 +271,8 @@ def _upsert_entry(connection: sqlite3.Connection, entry: InboxEntry) -> bool:
             entry.expires_at_ms,
             entry.received_at_ms,
             entry.done_at_ms,
+            entry.event_seq,
+            entry.read_ms,
         ),
     )
     return cursor.rowcount == 1
@@ -295,4 +301,6 @@ def _entry(row: sqlite3.Row) -> InboxEntry:
         event_code=row["event_code"],
         reason=row["reason"],
         done_at_ms=row["done_at_ms"],
+        event_seq=row["event_seq"],
+        read_ms=row["read_ms"],
     )

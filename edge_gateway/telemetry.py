@@ -86,6 +86,7 @@ class TelemetryCollector:
         stored = 0
         for start in range(0, len(meter_ids), METERS_PER_BATCH):
             chunk = meter_ids[start : start + METERS_PER_BATCH]
+            read_ms = self._clock()  # before the read: see docs/design.md, reported relay state
             try:
                 readings = await self._source.readings(chunk)
             except MeterLinkError as exc:
@@ -93,7 +94,7 @@ class TelemetryCollector:
                 continue
             profile, cursors = await self._profiles(readings)
             if readings or profile:
-                await self._store(readings, profile, cursors)
+                await self._store(readings, profile, cursors, read_ms)
                 stored += 1
         return stored
 
@@ -128,6 +129,7 @@ class TelemetryCollector:
         readings: list[Reading],
         profile: list[LoadProfileBlock],
         cursors: dict[str, int],
+        read_ms: int,
     ) -> None:
         batch_id = uuid.uuid4().hex
         at_ms = self._clock()
@@ -139,6 +141,7 @@ class TelemetryCollector:
                 readings=readings,
                 profile=profile,
                 at_ms=at_ms,
+                read_ms=read_ms,
                 dropped_readings=dropped_entries,
             )
             return encode(batch)

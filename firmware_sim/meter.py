@@ -166,6 +166,7 @@ class SimMeter:
             import_wh=self._metrology.import_wh,
             export_wh=self._metrology.export_wh,
             import_vah=self._metrology.import_vah,
+            event_seq=self._last_event_seq,
         )
 
     def profile_since(self, since_ms: int) -> list[LoadProfileBlock]:

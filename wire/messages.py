@@ -62,6 +62,9 @@ class _Message(BaseModel):
 
 Reason = Annotated[str, Field(max_length=MAX_REASON_CHARS)]
 UnixMs = Annotated[int, Field(ge=0)]
+# The meter's own event-log sequence (DLMS IC 7 entries) when its relay was read: it only grows,
+# so with the read's start it orders what gateways report about a meter (docs/design.md).
+EventSeq = Annotated[int, Field(ge=0)]
 # A measured value: NaN and infinity are refused, the time-series store could not keep them.
 Measured = Annotated[float, Field(allow_inf_nan=False)]
 
@@ -93,6 +96,10 @@ class Ack(_Message):
     version: int | None = None
     at_ms: UnixMs
     reason: Reason = ""
+    # Where the relay read back sits in the meter's history: its event sequence then, and when
+    # (gateway clock) that read began. None from a gateway that predates them.
+    event_seq: EventSeq | None = None
+    read_ms: UnixMs | None = None
     # True when trying again may help: `failed` because the meter did not answer, or `rejected`
     # for one copy whose refusal the gateway did not keep (unverified signature, wrong topic,
     # malformed), so that a forged copy cannot end the genuine command.
@@ -119,6 +126,9 @@ class MeterReport(_Message):
     relay: RelayState | None = None
     control_mode: Annotated[int, Field(ge=0, le=6)] | None = None
     last_version: Annotated[int, Field(ge=0)] = 0
+    # As on an Ack: the meter's event sequence at this read, and when the read began.
+    event_seq: EventSeq | None = None
+    read_ms: UnixMs | None = None
 
 
 class GatewayState(_Message):
@@ -145,6 +155,8 @@ class Reading(_Message):
     import_wh: Annotated[int, Field(ge=0)]
     export_wh: Annotated[int, Field(ge=0)]
     import_vah: Annotated[int, Field(ge=0)]
+    # The meter's event sequence at this reading (None from a meter link that predates it).
+    event_seq: EventSeq | None = None
 
 
 class LoadProfileBlock(_Message):
@@ -168,6 +180,8 @@ class TelemetryBatch(_Message):
     profile: list[LoadProfileBlock] = Field(default_factory=list)
     # When the gateway formed the batch, by its own clock (meter time may run accelerated).
     at_ms: UnixMs = 0
+    # When the gateway began reading these meters, by its own clock (None: not told).
+    read_ms: UnixMs | None = None
     # Readings and profile blocks this gateway dropped from its full backlog, since its store
     # was created: a running total, so a lost batch cannot hide a drop.
     dropped_readings: Annotated[int, Field(ge=0)] = 0

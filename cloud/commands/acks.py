@@ -11,12 +11,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from cloud.clock import Clock, utcnow
 from cloud.commands.lifecycle import CommandState, Origin, is_active, record_transition
+from cloud.commands.reported import in_ack, update_reported
 from cloud.commands.rows import lock_commands, lock_meters
 from cloud.db.models import Command, Meter
 from cloud.db.session import Database
 from cloud.metrics import CloudMetrics
 from wire import Ack, AckStatus, Action, RelayState
-from wire.clock import ms_to_datetime
 
 log = logging.getLogger(__name__)
 
@@ -37,17 +37,6 @@ class AckRetryPolicy:
 
     execution_timeout_s: float
     max_attempts: int
-
-
-def update_reported(meter: Meter, relay: RelayState | None, at_ms: int, seen_ms: int) -> None:
-    """Take a relay state the meter reported, unless we already hold a newer one."""
-    at = ms_to_datetime(at_ms)
-    if relay is not None and (meter.reported_at is None or at >= meter.reported_at):
-        meter.reported_relay = relay.value
-        meter.reported_at = at
-    seen = ms_to_datetime(seen_ms)
-    if meter.last_seen_at is None or seen > meter.last_seen_at:
-        meter.last_seen_at = seen
 
 
 class AckApplier:
@@ -100,7 +89,7 @@ class AckApplier:
                     ack.dcu_id,
                 )
                 continue
-            update_reported(meter, ack.relay, ack.at_ms, ack.at_ms)
+            update_reported(meter, in_ack(ack), ack.at_ms)
             await self._apply(session, ack, command, meter)
             self._metrics.acks_processed.inc()
         ended = [c for c in commands.values() if c.command_id in active_before and not is_active(c)]

@@ -10,9 +10,9 @@ from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cloud.clock import Clock, utcnow
-from cloud.commands.acks import update_reported
 from cloud.commands.desired import CommandFactory, RelayRequest, request_relay
 from cloud.commands.lifecycle import ACTIVE_STATES, IN_FLIGHT_STATES, Origin
+from cloud.commands.reported import in_event, in_report, update_reported
 from cloud.commands.rows import lock_meters
 from cloud.db.models import Command, Gateway, Meter, MeterEventRecord
 from cloud.db.session import Database
@@ -146,7 +146,7 @@ class PresenceTracker:
                 continue
             if report.reachable:
                 reachable.add(meter.meter_id)
-                update_reported(meter, report.relay, state.at_ms, state.at_ms)
+                update_reported(meter, in_report(report, state), state.at_ms)
                 meter.reported_control_mode = report.control_mode
         # Commands in flight when the gateway went away are republished now (same id).
         await session.execute(
@@ -185,7 +185,7 @@ class EventRecorder:
             if meter is None or meter.dcu_id != event.dcu_id:
                 self._metrics.foreign_acks.inc()
                 continue
-            update_reported(meter, event.relay, event.at_ms, event.at_ms)
+            update_reported(meter, in_event(event), event.at_ms)
             rows.append(
                 {
                     "meter_id": event.meter_id,

@@ -43,6 +43,10 @@ class Meter(Base):
     reported_relay: Mapped[str | None] = mapped_column(String(32))
     reported_control_mode: Mapped[int | None] = mapped_column(Integer)
     reported_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    # Where reported_relay sits in the meter's own history (cloud/commands/reported.py): the
+    # meter's event sequence, then when the gateway began the read; None until a gateway says.
+    reported_event_seq: Mapped[int | None] = mapped_column(BigInteger)
+    reported_read_ms: Mapped[int | None] = mapped_column(BigInteger)
     last_seen_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
 
 

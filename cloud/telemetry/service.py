@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from cloud.batching import BatchCommitter
 from cloud.commands.lifecycle import CommandState, Origin
+from cloud.commands.reported import correct_from_readings
 from cloud.db.models import Command, Gateway
 from cloud.db.session import Database
 from cloud.db.upsert import insert_ignoring_duplicates
@@ -67,6 +68,11 @@ class DropTracker:
         self._metrics = metrics
         self._known: dict[str, int] = {}
 
+    @property
+    def db(self) -> Database:
+        """The cloud database."""
+        return self._db
+
     async def observe(self, batch: TelemetryBatch) -> None:
         """Note the batch's drop total; the database is written only when it has grown."""
         dcu_id, dropped = batch.dcu_id, batch.dropped_readings
@@ -112,6 +118,7 @@ class InfluxTelemetry:
     async def handle_batch(self, batch: TelemetryBatch) -> None:
         """Take one validated batch; return once it is written or spooled."""
         await self._drops.observe(batch)
+        await correct_from_readings(self._drops.db, batch)
         entries = len(batch.readings) + len(batch.profile)
         await self.pipeline.submit(batch_lines(batch), entries + (1 if batch.at_ms else 0))
         self._metrics.batches.labels("true" if batch.historical else "false").inc()
@@ -171,6 +178,7 @@ class EmbeddedTelemetry:
     async def handle_batch(self, batch: TelemetryBatch) -> None:
         """Take one validated batch; return once its readings are committed."""
         await self._drops.observe(batch)
+        await correct_from_readings(self._drops.db, batch)
         await self._committer.submit(batch)
         self._metrics.batches.labels("true" if batch.historical else "false").inc()
         self._metrics.readings.inc(len(batch.readings))
