@@ -17,6 +17,7 @@ from edge_gateway.lanes import MeterLanes
 from edge_gateway.metrics import GatewayMetrics
 from edge_gateway.outbound import OutboundPublisher
 from edge_gateway.ports import InboundMessage
+from edge_gateway.presence import birth_state
 from edge_gateway.store import Store
 from wire import (
     Ack,
@@ -644,3 +645,93 @@ async def test_refusals_of_genuine_commands_are_still_stored_and_final(
     acks = broker.acks(expired.command_id)
     assert [(ack.status, ack.retryable) for ack in acks] == [(AckStatus.EXPIRED, False)] * 2
     assert gateway.metrics.commands_duplicate == 1
+
+
+class SteppingClock:
+    """The gateway's clock in one test; StampingLink moves it on."""
+
+    def __init__(self) -> None:
+        self.now_ms = now_ms()
+
+    def __call__(self) -> int:
+        return self.now_ms
+
+
+class StampingLink(FakeLink):
+    """FakeLink that notes when (gateway clock) each request began, then lets 10 ms pass."""
+
+    def __init__(self, meters: dict[str, FakeMeter], clock: SteppingClock) -> None:
+        super().__init__(meters)
+        self.clock = clock
+        self.started_ms: list[tuple[str, int]] = []
+
+    def _began(self, op: str) -> None:
+        self.started_ms.append((op, self.clock.now_ms))
+        self.clock.now_ms += 10
+
+    async def read(self, meter_id: str) -> MeterStatus:
+        self._began("read")
+        return await super().read(meter_id)
+
+    async def reconnect(self, meter_id: str) -> MeterStatus:
+        self._began("reconnect")
+        return await super().reconnect(meter_id)
+
+
+async def test_an_ack_places_its_read_back_in_the_meters_history(
+    tmp_path: Path, broker: FakeBroker, keyring: KeyRing, command: CommandFactory
+) -> None:
+    clock = SteppingClock()
+    meter = FakeMeter(control_mode=2, control_state=ControlState.DISCONNECTED)
+    meter.events.append(
+        LinkEvent(seq=1, code=301, at_ms=0, control_state=ControlState.DISCONNECTED)
+    )
+    link = StampingLink({"MTR1": meter}, clock)
+    async with running(tmp_path / "edge.sqlite3", link, broker, keyring, clock=clock) as gateway:
+        connect = command(Action.CONNECT)
+        gateway.submit(connect)
+        await gateway.settle()
+        gateway.submit(connect)  # a redelivery: answered from the inbox
+        await gateway.settle()
+    received, executed, duplicate = broker.acks(connect.command_id)
+    assert (received.event_seq, received.read_ms) == (None, None)
+    # Read back by the reconnect itself, after the 302 made the sequence 2; stamped when the
+    # reconnect request began, not when its answer came.
+    assert [op for op, _ in link.started_ms] == ["read", "reconnect"]
+    assert (executed.relay, executed.event_seq) == (RelayState.CONNECTED, 2)
+    assert executed.read_ms == link.started_ms[1][1] < executed.at_ms
+    assert duplicate == executed
+
+
+class SlowReadLink(FakeLink):
+    """FakeLink whose reads answer 20 ms later, noting when (wall clock) each answered."""
+
+    def __init__(self, meters: dict[str, FakeMeter]) -> None:
+        super().__init__(meters)
+        self.answered_ms: dict[str, int] = {}
+
+    async def read(self, meter_id: str) -> MeterStatus:
+        await asyncio.sleep(0.02)
+        self.answered_ms[meter_id] = now_ms()
+        return await super().read(meter_id)
+
+
+async def test_a_birth_stamps_each_roster_read_before_it_and_the_birth_after_all(
+    tmp_path: Path, link: FakeLink
+) -> None:
+    link.meters["MTR2"].switch(ControlState.CONNECTED)  # its log now holds one event
+    slow = SlowReadLink(link.meters)
+    slow.unreachable.add("MTR3")
+    store = await Store.open(tmp_path / "edge.sqlite3")
+    try:
+        before_ms = now_ms()
+        state = await birth_state(DCU, 1, slow, store)
+    finally:
+        await store.close()
+    reports = {report.meter_id: report for report in state.meters}
+    for meter_id, seq in (("MTR1", 0), ("MTR2", 1)):
+        report = reports[meter_id]
+        assert report.event_seq == seq
+        assert report.read_ms is not None
+        assert before_ms <= report.read_ms < slow.answered_ms[meter_id] <= state.at_ms
+    assert (reports["MTR3"].reachable, reports["MTR3"].event_seq) == (False, None)

@@ -15,7 +15,7 @@ from edge_gateway.metrics import GatewayMetrics
 from edge_gateway.outbound import OutboundPublisher
 from edge_gateway.sqlite_writer import SqliteWriter
 from edge_gateway.store import OutboundKind, OutboundMessage, Store
-from wire import Action
+from wire import Action, RelayState
 from wire.clock import now_ms
 from wire.ids import new_command_id
 from wire.meterlink import ControlState, MeterStatus
@@ -271,3 +271,42 @@ async def test_a_publish_the_client_cannot_queue_is_retried(store: Store) -> Non
         assert broker.order == [b"1"]
     finally:
         running.cancel()
+
+
+async def test_an_older_gateways_inbox_gains_the_read_back_order_columns(tmp_path: Path) -> None:
+    path = tmp_path / "edge.sqlite3"
+    old = sqlite3.connect(path)
+    old.execute(
+        """CREATE TABLE inbox (
+            command_id TEXT PRIMARY KEY, meter_id TEXT NOT NULL, version INTEGER NOT NULL,
+            action TEXT, status TEXT NOT NULL, relay TEXT, event_code INTEGER,
+            reason TEXT NOT NULL DEFAULT '', expires_at_ms INTEGER NOT NULL,
+            received_at_ms INTEGER NOT NULL, done_at_ms INTEGER)"""
+    )
+    old.execute(
+        "INSERT INTO inbox VALUES ('c-old', 'MTR1', 1, 'disconnect', 'executed', 'disconnected',"
+        " 301, '', 9, 1, 2)"
+    )
+    old.commit()
+    old.close()
+
+    store = await Store.open(path)
+    try:
+        kept, _ = await store.lookup("c-old", "MTR1")
+        assert kept is not None and (kept.relay, kept.event_seq, kept.read_ms) == (
+            RelayState.DISCONNECTED,
+            None,
+            None,
+        )
+        entry = _accepted()
+        await store.save(entry)
+        done = entry.finished(
+            InboxStatus.EXECUTED, at_ms=5, relay=RelayState.DISCONNECTED, event_seq=7, read_ms=4
+        )
+        assert await store.save(done)
+        stored, _ = await store.lookup(entry.command_id, entry.meter_id)
+    finally:
+        await store.close()
+    assert stored == done
+    reopened = await Store.open(path)  # the columns are there now: opening again changes nothing
+    await reopened.close()

@@ -325,3 +325,50 @@ async def test_collector_sends_every_profile_block_once_and_the_drop_count(store
     stored = [decode(TelemetryBatch, row.payload) for row in await buffer.oldest(100)]
     assert [batch.dropped_readings for batch in stored] == [2, 4]
     assert (metrics.telemetry_dropped_batches, metrics.telemetry_dropped_entries) == (2, 4)
+
+
+class SlowFleetSource(FleetSource):
+    """Readings that take 250 ms of the gateway's clock to come back, and switch MTR2 on."""
+
+    def __init__(self, fleet: Fleet, gateway_clock: WallClock) -> None:
+        super().__init__(fleet)
+        self._fleet = fleet
+        self._gateway_clock = gateway_clock
+
+    async def readings(self, meter_ids: Sequence[str] | None = None) -> list[Reading]:
+        self._gateway_clock.now_ms += 250
+        self._fleet.on_dcu(DCU)["MTR2"].remote_reconnect()
+        return await super().readings(meter_ids)
+
+
+async def test_a_batch_says_when_its_reads_began_and_each_reading_its_event_sequence(
+    store: Store,
+) -> None:
+    clock = ManualClock(1_800_000_000_000)
+    spec = FleetSpec(
+        meters=[
+            MeterSpec(meter_id="MTR1", dcu_id=DCU),
+            MeterSpec(meter_id="MTR2", dcu_id=DCU, relay=RelayState.DISCONNECTED),
+        ]
+    )
+    fleet = Fleet.from_spec(spec, clock, seed=3)
+    gateway_clock = WallClock(1_800_000_000_000)
+    buffer = TelemetryBuffer(store, ROOMY)
+    metrics = GatewayMetrics()
+    publisher = TelemetryPublisher(
+        buffer, FakeMqtt(connected=False), dcu_id=DCU, replay_window=4, metrics=metrics
+    )
+    collector = TelemetryCollector(
+        SlowFleetSource(fleet, gateway_clock),
+        buffer,
+        publisher,
+        dcu_id=DCU,
+        metrics=metrics,
+        clock=gateway_clock,
+    )
+    await collector.collect_once()
+    (row,) = await buffer.oldest(10)
+    batch = decode(TelemetryBatch, row.payload)
+    assert (batch.read_ms, batch.at_ms) == (1_800_000_000_000, 1_800_000_000_250)
+    seqs = {r.meter_id: (r.relay, r.event_seq) for r in batch.readings}
+    assert seqs == {"MTR1": (RelayState.CONNECTED, 0), "MTR2": (RelayState.CONNECTED, 1)}
