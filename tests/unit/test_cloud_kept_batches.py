@@ -22,6 +22,7 @@ from cloud.telemetry import (
     EmbeddedTelemetry,
     InfluxTelemetry,
     KeptBatches,
+    OncePerKey,
     PipelinePolicy,
     ReadingStore,
     TelemetryMetrics,
@@ -217,3 +218,30 @@ async def test_the_embedded_store_keeps_a_batch_once_with_its_id(database_url: s
     finally:
         running.cancel()
         await db.close()
+
+
+async def test_once_per_key_survives_cancelled_copies() -> None:
+    once = OncePerKey()
+    key = ("DCU07", "b1")
+    release = asyncio.Event()
+    calls: list[str] = []
+
+    async def keep(name: str) -> bool:
+        calls.append(name)
+        await release.wait()
+        return True
+
+    async with asyncio.timeout(DEADLINE_S):
+        first = asyncio.create_task(once.run(key, lambda: keep("first")))
+        await asyncio.sleep(0)
+        impatient = asyncio.create_task(once.run(key, lambda: keep("impatient")))
+        patient = asyncio.create_task(once.run(key, lambda: keep("patient")))
+        await asyncio.sleep(0)
+        impatient.cancel()  # a waiter that goes away must not disturb the others
+        first.cancel()  # the first copy never finishes: a waiter takes over
+        await asyncio.sleep(0)
+        release.set()
+        assert await patient is True
+        assert await once.run(key, lambda: keep("later")) is True  # nothing in flight now
+    assert first.cancelled() and impatient.cancelled()
+    assert calls == ["first", "patient", "later"]
