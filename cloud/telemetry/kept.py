@@ -20,7 +20,6 @@ from cloud.clock import Clock, utcnow
 from cloud.db.models import TelemetryBatchRecord
 from cloud.db.raw import RawSql
 from cloud.db.session import Database
-from cloud.db.upsert import insert_ignoring_duplicates
 from cloud.telemetry.errors import KeptBatchesUnavailable
 from wire import TelemetryBatch
 
@@ -31,6 +30,9 @@ BatchKey = tuple[str, str]  # (dcu_id, batch_id): batch ids are unique per gatew
 _CLAIM = """
 INSERT INTO telemetry_batches (dcu_id, batch_id, kept_at) VALUES (:dcu_id, :batch_id, :kept_at)
 ON CONFLICT DO NOTHING RETURNING batch_id"""
+_REMEMBER = """
+INSERT INTO telemetry_batches (dcu_id, batch_id, kept_at) VALUES (:dcu_id, :batch_id, :kept_at)
+ON CONFLICT DO NOTHING"""
 _REMEMBER_RETRY_CAP_S = 5.0
 
 
@@ -143,7 +145,8 @@ class KeptBatches:
         while True:
             try:
                 async with self._db.write() as session:
-                    await insert_ignoring_duplicates(session, TelemetryBatchRecord, rows)
+                    # On the driver: SQLite's one write lock is held for as short as can be.
+                    await (await _raw(session)).executemany(_REMEMBER, rows)
                 return
             except (SQLAlchemyError, OSError) as exc:
                 log.warning("telemetry: cannot remember %d batch ids: %s", len(rows), exc)

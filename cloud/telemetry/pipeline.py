@@ -182,10 +182,11 @@ class TelemetryPipeline:
                 deliveries.create_task(write, name="telemetry-write")
 
     async def _deliver_and_free(self, chunks: list[_Chunk], slots: asyncio.Semaphore) -> None:
+        slot = _Slot(slots)
         try:
-            await self._deliver(chunks)
+            await self._deliver(chunks, slot)
         finally:
-            slots.release()
+            slot.free()
             self._pending_points -= sum(chunk.points for chunk in chunks)
             self._metrics.pending_points.set(self._pending_points)
             if self._pending_points < self._policy.max_pending_points:
@@ -201,9 +202,10 @@ class TelemetryPipeline:
         self._queued_points -= points
         return chunks
 
-    async def _deliver(self, chunks: list[_Chunk]) -> None:
+    async def _deliver(self, chunks: list[_Chunk], slot: _Slot) -> None:
         """Claim the chunks' batches, then keep the new ones; retry while the claim cannot be
-        made (callers keep waiting: without it a write might repeat a batch)."""
+        made (callers keep waiting: without it a write might repeat a batch). The write slot is
+        freed once the points are kept: the next write need not wait for the ids' commit."""
         keys = [chunk.key for chunk in chunks if chunk.key is not None]
         if not keys:
             if await self._keep(chunks):
@@ -217,6 +219,7 @@ class TelemetryPipeline:
                         claim.keep()
                     else:
                         fresh = []
+                    slot.free()
             except KeptBatchesUnavailable as exc:
                 log.error("telemetry: cannot tell which batches are kept (%s); holding them", exc)
                 self._metrics.errors.labels("claim").inc()
@@ -342,6 +345,19 @@ class TelemetryPipeline:
                 self._tsdb_up = True
                 self._metrics.tsdb_up.set(1)
         return True
+
+
+class _Slot:
+    """One of the pipeline's concurrent writes, freed once."""
+
+    def __init__(self, slots: asyncio.Semaphore) -> None:
+        self._slots = slots
+        self._held = True
+
+    def free(self) -> None:
+        if self._held:
+            self._held = False
+            self._slots.release()
 
 
 def _release(chunks: list[_Chunk], *, kept: bool) -> None:
