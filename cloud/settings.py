@@ -87,6 +87,12 @@ class CloudSettings(BaseSettings):
     telemetry_spool_max_bytes: int = Field(1024 * 1024 * 1024, ge=1024)
     telemetry_retention_days: float = Field(7.0, gt=0)
     telemetry_retention_check_s: float = Field(3600.0, gt=0)
+    # Ids of the gateway batches kept, so a repeat is not written twice: a repeat that comes
+    # later than the age bound (a gateway's backlog keeps a batch 2 days at most), or after the
+    # newest `telemetry_kept_batches_max` ids, is written again.
+    telemetry_kept_batches_max_age_s: float = Field(2 * 86_400.0 + 3600.0, gt=0)
+    telemetry_kept_batches_max: int = Field(1_000_000, ge=1)
+    telemetry_kept_batches_prune_s: float = Field(300.0, gt=0)
 
     @model_validator(mode="after")
     def _refuse_missing_secrets(self) -> CloudSettings:

@@ -27,6 +27,8 @@ class Faults:
     latency_ms: float = 0.0
     refuse_new: bool = False
     blackhole: bool = False
+    # Only what the server sends is dropped: publishes arrive, their acks are lost.
+    blackhole_down: bool = False
 
 
 @dataclass(eq=False)
@@ -104,8 +106,8 @@ class FaultProxy:
         pipe = _Pipe(writer, server_writer)
         self._pipes.add(pipe)
         pipe.tasks = [
-            asyncio.create_task(self._pump(reader, server_writer), name="proxy-up"),
-            asyncio.create_task(self._pump(server_reader, writer), name="proxy-down"),
+            asyncio.create_task(self._pump(reader, server_writer, down=False), name="proxy-up"),
+            asyncio.create_task(self._pump(server_reader, writer, down=True), name="proxy-down"),
         ]
         await asyncio.gather(*pipe.tasks, return_exceptions=True)
         self._pipes.discard(pipe)
@@ -113,13 +115,15 @@ class FaultProxy:
             with contextlib.suppress(OSError, RuntimeError):
                 end.close()
 
-    async def _pump(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def _pump(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, *, down: bool
+    ) -> None:
         # Chunks keep their order; each is released `latency_ms` after it arrived.
         queue: asyncio.Queue[tuple[float, bytes]] = asyncio.Queue()
         sender = asyncio.create_task(self._send(queue, writer), name="proxy-send")
         try:
             while data := await reader.read(_CHUNK_BYTES):
-                if self.faults.blackhole:
+                if self.faults.blackhole or (down and self.faults.blackhole_down):
                     continue
                 due = time.monotonic() + self.faults.latency_ms / 1000
                 queue.put_nowait((due, data))

@@ -362,3 +362,14 @@ class MeterReadingRecord(Base):
     import_vah: Mapped[int] = mapped_column(BigInteger)
     historical: Mapped[bool] = mapped_column(Boolean, default=False)
     received_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class TelemetryBatchRecord(Base):
+    """A gateway's telemetry batch the cloud has kept (written or spooled): a repeat is skipped."""
+
+    __tablename__ = "telemetry_batches"
+    __table_args__ = (Index("ix_telemetry_batches_kept_at", "kept_at"),)
+
+    dcu_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    batch_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    kept_at: Mapped[datetime] = mapped_column(UtcDateTime)

@@ -9,11 +9,13 @@ from cloud.db.session import Database
 from cloud.settings import CloudSettings
 from cloud.telemetry.embedded import ReadingStore
 from cloud.telemetry.errors import (
+    KeptBatchesUnavailable,
     PointsRejected,
     SpoolFull,
     TelemetryError,
     TsdbUnavailable,
 )
+from cloud.telemetry.kept import BatchKey, KeptBatches, OncePerKey, batch_key
 from cloud.telemetry.metrics import TelemetryMetrics
 from cloud.telemetry.pipeline import PipelinePolicy, PipelineStats, TelemetryPipeline
 from cloud.telemetry.schema import MEASUREMENTS, FieldType, Measurement
@@ -44,6 +46,12 @@ def build_telemetry(
 ) -> TelemetryService:
     """InfluxDB when `influx_url` is set, else the embedded reading store."""
     metrics = TelemetryMetrics(registry)
+    kept = KeptBatches(
+        db,
+        max_age_s=settings.telemetry_kept_batches_max_age_s,
+        max_count=settings.telemetry_kept_batches_max,
+    )
+    prune_s = settings.telemetry_kept_batches_prune_s
     if settings.influx_url:
         writer = influx_writer(
             settings.influx_url,
@@ -60,25 +68,33 @@ def build_telemetry(
             spool_dir=settings.telemetry_spool_dir,
             spool_max_bytes=settings.telemetry_spool_max_bytes,
             policy=pipeline_policy(settings),
+            kept=kept,
+            prune_s=prune_s,
         )
-    store = ReadingStore(db, retention_days=settings.telemetry_retention_days)
+    store = ReadingStore(db, metrics, retention_days=settings.telemetry_retention_days)
     return EmbeddedTelemetry(
         store,
+        kept,
         DropTracker(db, metrics),
         metrics,
         batch_max=settings.ack_batch_max,
         retention_check_s=settings.telemetry_retention_check_s,
+        prune_s=prune_s,
     )
 
 
 __all__ = [
     "MEASUREMENTS",
+    "BatchKey",
     "DropTracker",
     "EmbeddedTelemetry",
     "FieldType",
     "InfluxTelemetry",
     "InfluxWriter",
+    "KeptBatches",
+    "KeptBatchesUnavailable",
     "Measurement",
+    "OncePerKey",
     "PipelinePolicy",
     "PipelineStats",
     "PointWriter",
@@ -90,6 +106,7 @@ __all__ = [
     "TelemetryPipeline",
     "TelemetryService",
     "TsdbUnavailable",
+    "batch_key",
     "build_influx",
     "build_telemetry",
     "influx_writer",

@@ -28,3 +28,7 @@ class SpoolFull(TelemetryError):
         super().__init__(f"telemetry spool holds {size_bytes} bytes (bound {max_bytes})")
         self.size_bytes = size_bytes
         self.max_bytes = max_bytes
+
+
+class KeptBatchesUnavailable(TelemetryError):
+    """The cloud database cannot tell which batches are kept: writing now might repeat one."""

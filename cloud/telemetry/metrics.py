@@ -21,6 +21,11 @@ class TelemetryMetrics:
             "Readings and load-profile blocks accepted from gateways.",
             registry=r,
         )
+        self.repeated_batches = Counter(
+            "switchyard_telemetry_repeated_batches",
+            "Batches a gateway sent again that were kept before: acknowledged, not written.",
+            registry=r,
+        )
         self.points = Counter(
             "switchyard_telemetry_points",
             "Time-series points by fate: written, spooled, replayed (from the spool), rejected.",

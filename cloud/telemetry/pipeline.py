@@ -10,7 +10,13 @@ from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 
-from cloud.telemetry.errors import PointsRejected, SpoolFull, TsdbUnavailable
+from cloud.telemetry.errors import (
+    KeptBatchesUnavailable,
+    PointsRejected,
+    SpoolFull,
+    TsdbUnavailable,
+)
+from cloud.telemetry.kept import BatchClaims, BatchKey
 from cloud.telemetry.metrics import TelemetryMetrics
 from cloud.telemetry.spool import Spool, SpoolFile
 from cloud.telemetry.writer import PointWriter
@@ -35,7 +41,9 @@ class PipelinePolicy:
 class _Chunk:
     lines: bytes
     points: int
-    accepted: asyncio.Future[None] | None  # None: nobody waits (points from hooks)
+    # True once kept, False if a copy was kept before; None: nobody waits (points from hooks).
+    accepted: asyncio.Future[bool] | None
+    key: BatchKey | None = None  # a gateway's batch; None for derived points
 
 
 @dataclass
@@ -46,13 +54,16 @@ class PipelineStats:
     spooled: int = 0
     replayed: int = 0
     rejected: int = 0
+    repeated_batches: int = 0  # kept before: acknowledged, not written
     write_seconds: float = 0.0
 
 
 # A caller of `submit` is released only when its lines are in the database or in the spool on
 # disk: the MQTT PUBACK waits for that, so a crash loses nothing the broker has forgotten. After
 # one failed write, chunks go straight to the spool until a replay gets through again, so a
-# database outage costs one timeout, not one per chunk.
+# database outage costs one timeout, not one per chunk. A gateway's batch is claimed by its key
+# just before its chunk is written (`BatchClaims`), and acknowledged only once the key is
+# remembered: a copy kept before is released as a repeat, never written twice.
 class TelemetryPipeline:
     """From many producers to the database, in chunks, one write at a time."""
 
@@ -62,8 +73,10 @@ class TelemetryPipeline:
         spool: Spool,
         policy: PipelinePolicy,
         metrics: TelemetryMetrics,
+        claims: BatchClaims,
     ) -> None:
         self._writer = writer
+        self._claims = claims
         self._spool = spool
         self._policy = policy
         self._metrics = metrics
@@ -92,17 +105,18 @@ class TelemetryPipeline:
         """False from a failed write until a replay succeeds."""
         return self._tsdb_up
 
-    async def submit(self, lines: bytes, points: int) -> None:
-        """Queue lines, waiting for room; return once they are written or spooled."""
+    async def submit(self, lines: bytes, points: int, key: BatchKey | None = None) -> bool:
+        """Queue lines, waiting for room; return once they are written or spooled (True), or
+        found kept before under the same batch key (False)."""
         while self._pending_points >= self._policy.max_pending_points or self._closing:
             if self._closing:
                 # Shutting down: never acknowledged, so the broker redelivers it next time.
                 await asyncio.Event().wait()
             self._room.clear()
             await self._room.wait()
-        accepted: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._enqueue(_Chunk(lines, points, accepted))
-        await accepted
+        accepted: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._enqueue(_Chunk(lines, points, accepted, key))
+        return await accepted
 
     def offer(self, lines: bytes, points: int) -> None:
         """Queue derived points (events, commands) without waiting: the command path never
@@ -168,10 +182,11 @@ class TelemetryPipeline:
                 deliveries.create_task(write, name="telemetry-write")
 
     async def _deliver_and_free(self, chunks: list[_Chunk], slots: asyncio.Semaphore) -> None:
+        slot = _Slot(slots)
         try:
-            await self._deliver(chunks)
+            await self._deliver(chunks, slot)
         finally:
-            slots.release()
+            slot.free()
             self._pending_points -= sum(chunk.points for chunk in chunks)
             self._metrics.pending_points.set(self._pending_points)
             if self._pending_points < self._policy.max_pending_points:
@@ -187,30 +202,75 @@ class TelemetryPipeline:
         self._queued_points -= points
         return chunks
 
-    async def _deliver(self, chunks: list[_Chunk]) -> None:
-        """Write the chunks, else spool them; retry while neither works (callers keep waiting)."""
+    async def _deliver(self, chunks: list[_Chunk], slot: _Slot) -> None:
+        """Claim the chunks' batches, then keep the new ones; retry while the claim cannot be
+        made (callers keep waiting: without it a write might repeat a batch). The write slot is
+        freed once the points are kept: the next write need not wait for the ids' commit."""
+        keys = [chunk.key for chunk in chunks if chunk.key is not None]
+        if not keys:
+            if await self._keep(chunks):
+                _release(chunks, kept=True)
+            return
+        while True:
+            try:
+                async with self._claims.claim(keys) as claim:
+                    fresh = self._release_repeats(chunks, claim.fresh)
+                    if fresh and await self._keep(fresh):
+                        claim.keep()
+                    else:
+                        fresh = []
+                    slot.free()
+            except KeptBatchesUnavailable as exc:
+                log.error("telemetry: cannot tell which batches are kept (%s); holding them", exc)
+                self._metrics.errors.labels("claim").inc()
+                if self._closing:
+                    return  # callers stay unacknowledged: the broker keeps their messages
+                await asyncio.sleep(self._policy.retry_s)
+                continue
+            _release(fresh, kept=True)  # after the claim ended: their keys are remembered
+            return
+
+    def _release_repeats(self, chunks: list[_Chunk], fresh: frozenset[BatchKey]) -> list[_Chunk]:
+        """Release the chunks of batches kept before (or twice in this list); answer the rest."""
+        keeping: list[_Chunk] = []
+        seen: set[BatchKey] = set()
+        repeats: list[_Chunk] = []
+        for chunk in chunks:
+            if chunk.key is None or (chunk.key in fresh and chunk.key not in seen):
+                keeping.append(chunk)
+                if chunk.key is not None:
+                    seen.add(chunk.key)
+            else:
+                repeats.append(chunk)
+        if repeats:
+            self.stats.repeated_batches += len(repeats)
+            _release(repeats, kept=False)
+        return keeping
+
+    async def _keep(self, chunks: list[_Chunk]) -> bool:
+        """Write the chunks, else spool them; retry while neither works; False only if closing
+        leaves them neither written nor spooled."""
         body = b"".join(chunk.lines for chunk in chunks)
         points = sum(chunk.points for chunk in chunks)
         while True:
-            if self._tsdb_up and await self._write(body, points, chunks):
-                return
+            if self._tsdb_up and await self._write(body, points):
+                return True
             try:
                 await asyncio.to_thread(self._spool.append, body)
             except (SpoolFull, OSError) as exc:
                 log.error("telemetry: cannot spool %d points (%s); holding them", points, exc)
                 self._metrics.errors.labels("spool").inc()
                 if self._closing:
-                    return  # callers stay unacknowledged: the broker keeps their messages
+                    return False  # callers stay unacknowledged: the broker keeps their messages
                 await asyncio.sleep(self._policy.retry_s)
                 continue
             self.stats.spooled += points
             self._metrics.points.labels("spooled").inc(points)
             self._metrics.spool_bytes.set(self._spool.size_bytes)
             self._replay_wake.set()
-            _release(chunks)
-            return
+            return True
 
-    async def _write(self, body: bytes, points: int, chunks: list[_Chunk]) -> bool:
+    async def _write(self, body: bytes, points: int) -> bool:
         """Write to the database; False if it is unavailable (the caller spools)."""
         started = time.perf_counter()
         try:
@@ -229,7 +289,6 @@ class TelemetryPipeline:
             self.stats.written += points
             self.stats.write_seconds += time.perf_counter() - started
             self._metrics.points.labels("written").inc(points)
-        _release(chunks)
         return True
 
     def _mark_down(self, exc: Exception) -> None:
@@ -288,10 +347,23 @@ class TelemetryPipeline:
         return True
 
 
-def _release(chunks: list[_Chunk]) -> None:
+class _Slot:
+    """One of the pipeline's concurrent writes, freed once."""
+
+    def __init__(self, slots: asyncio.Semaphore) -> None:
+        self._slots = slots
+        self._held = True
+
+    def free(self) -> None:
+        if self._held:
+            self._held = False
+            self._slots.release()
+
+
+def _release(chunks: list[_Chunk], *, kept: bool) -> None:
     for chunk in chunks:
         if chunk.accepted is not None and not chunk.accepted.done():
-            chunk.accepted.set_result(None)
+            chunk.accepted.set_result(kept)
 
 
 def _keep_rejected(directory: Path, body: bytes) -> None:

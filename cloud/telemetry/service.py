@@ -20,9 +20,11 @@ from cloud.db.models import Command, Gateway
 from cloud.db.session import Database
 from cloud.db.upsert import insert_ignoring_duplicates
 from cloud.telemetry.embedded import ReadingStore
+from cloud.telemetry.kept import KeptBatches, OncePerKey, batch_key
 from cloud.telemetry.lines import batch_lines, command_line, event_line, gateway_state_line
 from cloud.telemetry.metrics import TelemetryMetrics
 from cloud.telemetry.pipeline import PipelinePolicy, TelemetryPipeline
+from cloud.telemetry.retention import prune_every
 from cloud.telemetry.spool import Spool
 from cloud.telemetry.writer import InfluxWriter, PointWriter
 from wire import Action, GatewayState, MeterEvent, TelemetryBatch
@@ -106,23 +108,41 @@ class DropTracker:
 
 
 class InfluxTelemetry:
-    """Everything to the time-series database through the cloud's own buffer."""
+    """Everything to the time-series database through the cloud's own buffer, each gateway
+    batch once (a repeat of a batch kept before is acknowledged, not written)."""
 
     def __init__(
-        self, pipeline: TelemetryPipeline, drops: DropTracker, metrics: TelemetryMetrics
+        self,
+        pipeline: TelemetryPipeline,
+        kept: KeptBatches,
+        drops: DropTracker,
+        metrics: TelemetryMetrics,
+        *,
+        prune_s: float,
     ) -> None:
         self.pipeline = pipeline
+        self._kept = kept
+        self._once = OncePerKey()
         self._drops = drops
         self._metrics = metrics
+        self._prune_s = prune_s
 
     async def handle_batch(self, batch: TelemetryBatch) -> None:
-        """Take one validated batch; return once it is written or spooled."""
+        """Take one validated batch; return once it is written or spooled, or known as kept."""
         await self._drops.observe(batch)
         await correct_from_readings(self._drops.db, batch)
         entries = len(batch.readings) + len(batch.profile)
-        await self.pipeline.submit(batch_lines(batch), entries + (1 if batch.at_ms else 0))
-        self._metrics.batches.labels("true" if batch.historical else "false").inc()
-        self._metrics.readings.inc(entries)
+        points = entries + (1 if batch.at_ms else 0)
+        key = batch_key(batch)
+
+        async def keep() -> bool:
+            return await self.pipeline.submit(batch_lines(batch), points, key)
+
+        if await self._once.run(key, keep):
+            self._metrics.batches.labels("true" if batch.historical else "false").inc()
+            self._metrics.readings.inc(entries)
+        else:
+            self._metrics.repeated_batches.inc()
 
     async def record_events(self, events: Sequence[MeterEvent]) -> None:
         """Meter events just committed to the database."""
@@ -147,8 +167,14 @@ class InfluxTelemetry:
         self.pipeline.offer(gateway_state_line(state), 1)
 
     async def run(self) -> None:
-        """Flush and replay until closed."""
-        await self.pipeline.run()
+        """Flush and replay until closed; forget old batch ids now and then."""
+        async with asyncio.TaskGroup() as tasks:
+            pruning = tasks.create_task(
+                prune_every(self._prune_s, self._kept.prune, "telemetry batch ids"),
+                name="telemetry-batch-ids",
+            )
+            await self.pipeline.run()
+            pruning.cancel()
 
     async def close(self) -> None:
         """Flush or spool everything accepted."""
@@ -161,13 +187,17 @@ class EmbeddedTelemetry:
     def __init__(
         self,
         store: ReadingStore,
+        kept: KeptBatches,
         drops: DropTracker,
         metrics: TelemetryMetrics,
         *,
         batch_max: int,
         retention_check_s: float,
+        prune_s: float,
     ) -> None:
         self.store = store
+        self._kept = kept
+        self._prune_s = prune_s
         self._drops = drops
         self._metrics = metrics
         self._retention_check_s = retention_check_s
@@ -176,12 +206,10 @@ class EmbeddedTelemetry:
         )
 
     async def handle_batch(self, batch: TelemetryBatch) -> None:
-        """Take one validated batch; return once its readings are committed."""
+        """Take one validated batch; return once its readings are committed (or were before)."""
         await self._drops.observe(batch)
         await correct_from_readings(self._drops.db, batch)
         await self._committer.submit(batch)
-        self._metrics.batches.labels("true" if batch.historical else "false").inc()
-        self._metrics.readings.inc(len(batch.readings))
 
     async def record_events(self, events: Sequence[MeterEvent]) -> None:
         """Events are in the database already."""
@@ -198,6 +226,10 @@ class EmbeddedTelemetry:
             tasks.create_task(self._committer.run(), name="reading-batches")
             tasks.create_task(
                 self.store.run_retention(self._retention_check_s), name="reading-retention"
+            )
+            tasks.create_task(
+                prune_every(self._prune_s, self._kept.prune, "telemetry batch ids"),
+                name="telemetry-batch-ids",
             )
 
     async def close(self) -> None:
@@ -234,11 +266,13 @@ def build_influx(
     spool_dir: Path,
     spool_max_bytes: int,
     policy: PipelinePolicy,
+    kept: KeptBatches,
+    prune_s: float,
 ) -> InfluxTelemetry:
     """The time-series path, with any PointWriter (tests and benchmarks pass their own)."""
     spool = Spool(spool_dir, max_bytes=spool_max_bytes)
-    pipeline = TelemetryPipeline(writer, spool, policy, metrics)
-    return InfluxTelemetry(pipeline, DropTracker(db, metrics), metrics)
+    pipeline = TelemetryPipeline(writer, spool, policy, metrics, kept)
+    return InfluxTelemetry(pipeline, kept, DropTracker(db, metrics), metrics, prune_s=prune_s)
 
 
 def influx_writer(

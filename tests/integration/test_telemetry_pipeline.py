@@ -273,6 +273,43 @@ async def test_uplink_cut_buffers_and_replays_marked_historical(rig: Rig) -> Non
     assert rig.backlog("DCU01")[1] == 0  # nothing dropped within the bounds
 
 
+def _batches_kept(cloud: CloudProcess) -> float:
+    metrics = cloud.metrics()
+    return sum(v for k, v in metrics.items() if k.startswith("switchyard_telemetry_batches_total"))
+
+
+@pytest.mark.parametrize("restart_cloud", [False, True], ids=["cloud-running", "cloud-restarted"])
+async def test_a_batch_whose_puback_was_lost_is_written_once(rig: Rig, restart_cloud: bool) -> None:
+    await eventually("first readings stored", lambda: rig.readings_in_tsdb() or None)
+    proxy = rig.proxies["DCU01"]
+    # PUBACKs lost: DCU01's batches reach the broker and the cloud keeps them, but the gateway
+    # never hears so; they stay in its store, and it sends them again after a reconnect.
+    kept_before = _batches_kept(rig.cloud)
+    proxy.set_faults(blackhole_down=True)
+    await eventually(
+        "DCU01 to hold unacknowledged batches", lambda: rig.backlog("DCU01")[0] >= 3 or None
+    )
+    await eventually(
+        "the cloud to keep them", lambda: _batches_kept(rig.cloud) >= kept_before + 3 or None
+    )
+    if restart_cloud:
+        await asyncio.to_thread(rig.cloud.stop)
+    proxy.set_faults(refuse_new=True)
+    proxy.reset_connections()
+    proxy.heal()
+    if restart_cloud:
+        await asyncio.to_thread(rig.cloud.start)
+    await eventually("DCU01 to send them again", lambda: rig.backlog("DCU01")[0] < 2 or None)
+    rig.stop_meters()
+    arrived = await rig.all_produced_arrive()
+    _assert_exactly_the_produced_readings(rig, arrived)
+    repeats = await eventually(
+        "the repeats to be counted",
+        lambda: rig.cloud.metrics().get("switchyard_telemetry_repeated_batches_total") or None,
+    )
+    assert repeats >= 1  # they did come again, and were acknowledged without a write
+
+
 async def test_beyond_the_backlog_bound_the_drop_is_counted_and_visible(
     tmp_path: Path, broker: Broker, victoria: Victoria, database_url: str
 ) -> None:

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterable
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
 from prometheus_client import CollectorRegistry
 
 from cloud.telemetry.errors import PointsRejected, TsdbUnavailable
+from cloud.telemetry.kept import BatchKey, Claim
 from cloud.telemetry.metrics import TelemetryMetrics
 from cloud.telemetry.pipeline import PipelinePolicy, TelemetryPipeline
 from cloud.telemetry.spool import Spool
@@ -41,6 +43,20 @@ class FakeDatabase:
         self.closed = True
 
 
+class MemoryClaims:
+    """BatchClaims in memory: the keys of every claim that ended kept."""
+
+    def __init__(self) -> None:
+        self.kept: set[BatchKey] = set()
+
+    @asynccontextmanager
+    async def claim(self, keys: Iterable[BatchKey]) -> AsyncIterator[Claim]:
+        claim = Claim(frozenset(set(keys) - self.kept))
+        yield claim
+        if claim.kept:
+            self.kept |= claim.fresh
+
+
 async def _until(condition: Callable[[], bool]) -> None:
     """Wait, with a deadline, for a condition the pipeline's worker threads make true."""
     async with asyncio.timeout(DEADLINE_S):
@@ -53,7 +69,13 @@ def _lines(start: int, count: int) -> bytes:
 
 
 def _pipeline(
-    db: FakeDatabase, spool_dir: Path, *, max_pending: int = 1000, flush: int = 100
+    db: FakeDatabase,
+    spool_dir: Path,
+    *,
+    max_pending: int = 1000,
+    flush: int = 100,
+    claims: MemoryClaims | None = None,
+    spool_max_bytes: int = 1 << 20,
 ) -> TelemetryPipeline:
     policy = PipelinePolicy(
         max_pending_points=max_pending,
@@ -62,8 +84,9 @@ def _pipeline(
         retry_s=0.02,
         shutdown_grace_s=DEADLINE_S,
     )
-    spool = Spool(spool_dir, max_bytes=1 << 20)
-    return TelemetryPipeline(db, spool, policy, TelemetryMetrics(CollectorRegistry()))
+    spool = Spool(spool_dir, max_bytes=spool_max_bytes)
+    metrics = TelemetryMetrics(CollectorRegistry())
+    return TelemetryPipeline(db, spool, policy, metrics, claims or MemoryClaims())
 
 
 @pytest.fixture
@@ -186,3 +209,59 @@ async def test_derived_points_never_block(running: TelemetryPipeline, db: FakeDa
     assert running.pending_points >= 1000
     db.gate.set()
     await _until(lambda: len(db.lines) >= 2000)
+
+
+async def test_a_batch_kept_before_is_acknowledged_not_written(
+    db: FakeDatabase, tmp_path: Path
+) -> None:
+    claims = MemoryClaims()
+    pipeline = _pipeline(db, tmp_path / "spool", flush=10_000, claims=claims)
+    task = asyncio.create_task(pipeline.run())
+    async with asyncio.timeout(DEADLINE_S):
+        # Two copies in one chunk, then one more after the first is kept.
+        first, second = await asyncio.gather(
+            pipeline.submit(_lines(0, 10), 10, ("DCU01", "b1")),
+            pipeline.submit(_lines(0, 10), 10, ("DCU01", "b1")),
+        )
+        third = await pipeline.submit(_lines(0, 10), 10, ("DCU01", "b1"))
+        other = await pipeline.submit(_lines(10, 10), 10, ("DCU02", "b1"))
+    await pipeline.close()
+    await task
+    assert (first, second, third, other) == (True, False, False, True)
+    assert db.lines == _lines(0, 20).splitlines()
+    assert pipeline.stats.repeated_batches == 2
+    assert claims.kept == {("DCU01", "b1"), ("DCU02", "b1")}
+
+
+async def test_a_spooled_batch_counts_as_kept(db: FakeDatabase, tmp_path: Path) -> None:
+    claims = MemoryClaims()
+    pipeline = _pipeline(db, tmp_path / "spool", claims=claims)
+    task = asyncio.create_task(pipeline.run())
+    db.down = True
+    async with asyncio.timeout(DEADLINE_S):
+        assert await pipeline.submit(_lines(0, 5), 5, ("DCU01", "b1"))
+        assert claims.kept == {("DCU01", "b1")}
+        assert not await pipeline.submit(_lines(0, 5), 5, ("DCU01", "b1"))
+    db.down = False
+    await _until(lambda: not list((tmp_path / "spool").glob("*.lp")))
+    await pipeline.close()
+    await task
+    assert db.lines == _lines(0, 5).splitlines()
+
+
+async def test_closing_with_nowhere_to_keep_a_batch_forgets_its_claim(
+    db: FakeDatabase, tmp_path: Path
+) -> None:
+    claims = MemoryClaims()
+    # A full disk: nothing can be spooled.
+    pipeline = _pipeline(db, tmp_path / "spool", flush=10_000, claims=claims, spool_max_bytes=0)
+    task = asyncio.create_task(pipeline.run())
+    db.down = True
+    held = asyncio.create_task(pipeline.submit(_lines(0, 5), 5, ("DCU01", "b1")))
+    await asyncio.sleep(0.05)
+    async with asyncio.timeout(DEADLINE_S):
+        await pipeline.close()
+        await task
+    assert not held.done()  # never acknowledged: the broker delivers it again
+    held.cancel()
+    assert claims.kept == set()  # so that redelivery is written, not taken for a repeat
