@@ -11,7 +11,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from switchyard.broker_credentials import BrokerCredentials, write_acl
-from switchyard.procs import ManagedProcess, ProcessStartError, free_port
+from switchyard.procs import Launch, ManagedProcess, ProcessStartError, free_port, port_open
 
 
 def mosquitto_binary() -> str:
@@ -117,21 +117,40 @@ class Broker:
         self.process.wait_port(self.host, self.port)
 
 
-def start_broker(workdir: Path, config: BrokerConfig | None = None) -> Broker:
-    """Start Mosquitto with a generated config in workdir and wait until it accepts clients."""
+def start_broker(
+    workdir: Path, config: BrokerConfig | None = None, launch: Launch | None = None
+) -> Broker:
+    """Start Mosquitto with a generated config in workdir and wait until it accepts clients.
+
+    With `launch` (a stack's launcher thread), the broker dies with the process that started it.
+    """
     config = config or BrokerConfig()
     port = config.port or free_port(config.host)
+    if port_open(config.host, port):
+        # Mosquitto would fail to bind and exit; clients would talk to whoever holds the port.
+        raise ProcessStartError(f"broker port {config.host}:{port} is already in use")
     conf_path = write_config(workdir, config, port)
     process = ManagedProcess(
-        "mosquitto", [mosquitto_binary(), "-c", str(conf_path)], workdir / "mosquitto.log"
+        "mosquitto",
+        [mosquitto_binary(), "-c", str(conf_path)],
+        workdir / "mosquitto.log",
+        die_with_parent=launch is not None,
+        launch=launch,
     ).start()
-    process.wait_port(config.host, port)
+    try:
+        process.wait_port(config.host, port)
+    except ProcessStartError:
+        process.kill()
+        raise
     return Broker(config.host, port, workdir, process, config.security)
 
 
 def start_secure_broker(
-    workdir: Path, creds: BrokerCredentials, config: BrokerConfig | None = None
+    workdir: Path,
+    creds: BrokerCredentials,
+    config: BrokerConfig | None = None,
+    launch: Launch | None = None,
 ) -> Broker:
     """Start Mosquitto with the project's security: TLS listener, passwords and the ACL."""
     security = BrokerSecurity.from_credentials(creds, write_acl(workdir / "acl"))
-    return start_broker(workdir, replace(config or BrokerConfig(), security=security))
+    return start_broker(workdir, replace(config or BrokerConfig(), security=security), launch)

@@ -218,7 +218,8 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the `switchyard` console script."""
     args = build_parser().parse_args(argv)
     if args.command == "run":
-        from switchyard.stack import StackOptions, run_stack
+        from switchyard.run import run_stack
+        from switchyard.stack import StackOptions
 
         options = StackOptions(
             meters=args.meters,

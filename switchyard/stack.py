@@ -1,5 +1,5 @@
-"""`switchyard run`: the whole system on this machine — Mosquitto, simulated meters, one
-gateway per DCU and the cloud — each a child process, all stopped together on Ctrl-C."""
+"""The local stack: Mosquitto, simulated meters, one gateway per DCU and the cloud, each a
+supervised child process that dies with the stack."""
 
 from __future__ import annotations
 
@@ -8,11 +8,10 @@ import json
 import os
 import secrets
 import shutil
-import signal
 import sys
+import threading
 import time
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -25,7 +24,10 @@ from cloud.onboarding import register_accounts
 from switchyard.broker import Broker, BrokerConfig, start_secure_broker
 from switchyard.broker_credentials import CLOUD_USER, BrokerCredentials, ensure_credentials
 from switchyard.demo import DemoFleet, build_demo_fleet, register_policy_cases
+from switchyard.lifeline import Launcher
 from switchyard.procs import ManagedProcess, ProcessStartError, free_port, stop_all
+from switchyard.state_lock import StateDirLock
+from switchyard.supervisor import Part, RestartPolicy, Supervisor
 from wire.signing import generate_private_key_b64, private_key_from_b64, public_key_b64
 
 STACK_FILE = "stack.json"
@@ -68,6 +70,9 @@ class StackOptions:
     policy_clock: datetime | None = None
     # A fleet built by the caller (benchmarks) instead of the demo fleet.
     fleet: DemoFleet | None = None
+    # Restart parts that die (False: a test that wants to see a part stay dead).
+    supervise: bool = True
+    restart_policy: RestartPolicy = field(default_factory=RestartPolicy)
 
     @property
     def broker_credentials_dir(self) -> Path:
@@ -119,6 +124,11 @@ class LocalStack:
     api_urls: list[str] = field(default_factory=list)
     link_port: int = 0
     database_url: str = ""
+    # The thread that forks every child (their parent-death signal follows it), the watcher
+    # that restarts them, and the lock that keeps a second stack out of the state directory.
+    launcher: Launcher = field(default_factory=Launcher)
+    supervisor: Supervisor | None = None
+    lock: StateDirLock | None = None
 
     @property
     def api_url(self) -> str:
@@ -131,11 +141,34 @@ class LocalStack:
         sim = [self.sim] if self.sim is not None else []
         return [*sim, *self.clouds, *self.gateways.values()]
 
-    def stop(self) -> None:
-        """Stop every child together (SIGTERM, then SIGKILL after a grace period)."""
-        stop_all(self.processes)
+    def parts(self) -> list[Part]:
+        """Every child with its readiness check, for the supervisor."""
+        options = self.options
+        parts = [Part(p) for p in self.processes]
+        if self.sim is not None:
+            parts[0].ready = _listening(self.sim, options.host, self.link_port)
+        for part, url in zip(parts[1:], self.api_urls, strict=False):
+            part.ready = _listening(part.process, options.host, int(url.rsplit(":", 1)[1]))
         if self.broker is not None:
-            stop_all([self.broker.process])
+            broker = self.broker
+            parts.append(Part(broker.process, _listening(broker.process, broker.host, broker.port)))
+        return parts
+
+    def stop(self, escalate: threading.Event | None = None) -> None:
+        """Stop every child: SIGTERM, then SIGKILL after a grace period or once `escalate` is
+        set; the broker last, so the others can still say goodbye through it."""
+        try:
+            if self.supervisor is not None:
+                self.supervisor.stop()
+            stop_all(self.processes, escalate=escalate)
+        finally:
+            try:
+                if self.broker is not None:
+                    stop_all([self.broker.process], escalate=escalate)
+            finally:
+                self.launcher.close()
+                if self.lock is not None:
+                    self.lock.release()
 
     def describe(self) -> dict[str, object]:
         """What `switchyard pay` and the user need to reach this stack."""
@@ -148,6 +181,10 @@ class LocalStack:
             "link_port": self.link_port,
             "pid": os.getpid(),
         }
+
+
+def _listening(process: ManagedProcess, host: str, port: int) -> Callable[[], bool]:
+    return lambda: process.listening(host, port)
 
 
 def _child_env(extra: dict[str, str]) -> dict[str, str]:
@@ -182,27 +219,35 @@ async def _seed(database_url: str, fleet: DemoFleet) -> None:
         await db.close()
 
 
-def start_stack(options: StackOptions) -> LocalStack:
-    """Start everything and wait until the API answers and every gateway is online."""
+def start_stack(options: StackOptions, escalate: threading.Event | None = None) -> LocalStack:
+    """Start everything and wait until the API answers and every gateway is online; from then
+    on a supervisor restarts any part that dies, until `stop()`.
+
+    Refuses (StateDirBusyError) while another stack runs in the same state directory. If the
+    start fails, what was started is stopped (at once when `escalate` is set).
+    """
     state = options.state_dir
-    if state.exists():
-        shutil.rmtree(state)
-    (state / "logs").mkdir(parents=True)
-    stack = LocalStack(
-        options,
-        StackSecrets.from_env_or_generate(),
-        options.fleet
-        or build_demo_fleet(
+    lock = StateDirLock(state).acquire()
+    try:
+        if state.exists():
+            shutil.rmtree(state)
+        (state / "logs").mkdir(parents=True)
+        fleet = options.fleet or build_demo_fleet(
             meters=options.meters,
             gateways=options.gateways,
             disconnected_share=options.disconnected_share,
             now=options.policy_clock,
-        ),
-    )
+        )
+    except BaseException:
+        lock.release()
+        raise
+    stack = LocalStack(options, StackSecrets.from_env_or_generate(), fleet, lock=lock)
     try:
         _start_processes(stack)
+        if options.supervise:
+            stack.supervisor = Supervisor(stack.parts(), options.restart_policy).start()
     except BaseException:
-        stack.stop()
+        stack.stop(escalate)
         raise
     return stack
 
@@ -218,6 +263,7 @@ def _start_processes(stack: LocalStack) -> None:
         state / "broker",
         stack.broker_credentials,
         BrokerConfig(host=options.host, port=options.mqtt_port),
+        stack.launcher,
     )
     stack.link_port = options.link_port or free_port()
     fleet_file = stack.fleet.write_sim_fleet(state / "fleet.json")
@@ -242,6 +288,8 @@ def _start_sim(stack: LocalStack, fleet_file: Path, logs: Path) -> ManagedProces
         "meters",
         _python("firmware_sim"),
         logs / "sim.log",
+        die_with_parent=True,
+        launch=stack.launcher,
         env=_child_env(
             {
                 "SWITCHYARD_SIM_FLEET_FILE": str(fleet_file),
@@ -265,6 +313,8 @@ def _start_cloud(stack: LocalStack, number: int, port: int, logs: Path) -> Manag
         f"cloud-{number}",
         _python("cloud.main"),
         logs / f"cloud-{number}.log",
+        die_with_parent=True,
+        launch=stack.launcher,
         env=_child_env(
             {
                 "SWITCHYARD_DEV_MODE": "true",
@@ -299,6 +349,8 @@ def _start_gateway(stack: LocalStack, dcu_id: str, state: Path) -> ManagedProces
         f"gateway {dcu_id}",
         _python("edge_gateway"),
         state / "logs" / f"gateway-{dcu_id}.log",
+        die_with_parent=True,
+        launch=stack.launcher,
         env=_child_env(
             {
                 "SWITCHYARD_DCU_ID": dcu_id,
@@ -349,64 +401,3 @@ def _wait_gateways_online(stack: LocalStack, timeout_s: float) -> None:
             time.sleep(0.1)
     missing = ", ".join(sorted(expected - online))
     raise ProcessStartError(f"gateways not online after {timeout_s:.0f}s: {missing}")
-
-
-@contextmanager
-def _signals_raise_keyboard_interrupt() -> Iterator[None]:
-    previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
-def banner(stack: LocalStack, shown_accounts: int = 5) -> str:
-    """What `switchyard run` prints once everything is up."""
-    lines = [
-        "",
-        "Switchyard is running.",
-        f"  API           {stack.api_url}   (docs: {stack.api_url}/docs)",
-        f"  operator token {stack.secrets.operator_token}",
-        f"  viewer token   {stack.secrets.viewer_token}",
-        f"  webhook secret {stack.secrets.webhook_secret}",
-        f"  meters {len(stack.fleet.accounts)} on {len(stack.fleet.dcu_ids)} gateways;"
-        f" broker on port {stack.broker.port if stack.broker else '?'} (TLS, passwords, ACL)",
-        f"  logs and state in {stack.options.state_dir}/",
-        "",
-        "Disconnected for non-payment (pay one and watch the power come back):",
-    ]
-    for account in stack.fleet.disconnected()[:shown_accounts]:
-        lines.append(f"  {account.account_id}  meter {account.meter_id}  ({account.dcu_id})")
-    first = stack.fleet.disconnected()[0].account_id
-    lines += [
-        "",
-        f"  switchyard pay {first}",
-        f"  curl {stack.api_url}/api/v1/accounts/{first}/dues",
-        "",
-        f"Overdue and still connected: {len(stack.fleet.policy_cases)} accounts; "
-        f"{len(stack.fleet.cases('eligible'))} pass every rule (inside the allowed hours),",
-        "the rest are held back by one. See what a disconnection run would do (switches nothing):",
-        "  switchyard disconnection-run --dry-run",
-        "",
-        "Ctrl-C stops everything.",
-    ]
-    return "\n".join(lines)
-
-
-def run_stack(options: StackOptions) -> int:
-    """Start the stack, print how to use it, and stop it all on Ctrl-C or SIGTERM."""
-    with _signals_raise_keyboard_interrupt():
-        stack = start_stack(options)
-        try:
-            print(banner(stack), flush=True)
-            while True:
-                for process in stack.processes:
-                    if not process.alive():
-                        print(f"{process.name} stopped unexpectedly:\n{process.tail()}")
-                        return 1
-                time.sleep(0.5)
-        except KeyboardInterrupt:
-            print("\nstopping...", flush=True)
-            return 0
-        finally:
-            stack.stop()

@@ -14,25 +14,11 @@ from pathlib import Path
 import pytest
 
 from switchyard.procs import free_port
+from tests.support.processes import processes_mentioning
 
 pytestmark = pytest.mark.integration
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-
-
-def _processes_mentioning(marker: str) -> list[str]:
-    found = []
-    for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit() or int(proc.name) == os.getpid():
-            continue
-        try:
-            cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode()
-            environ = (proc / "environ").read_bytes()
-        except OSError:
-            continue
-        if marker in cmdline or marker.encode() in environ:
-            found.append(f"{proc.name}: {cmdline.strip()}")
-    return found
 
 
 def test_run_then_pay_then_ctrl_c_leaves_no_orphans(tmp_path: Path) -> None:
@@ -57,7 +43,7 @@ def test_run_then_pay_then_ctrl_c_leaves_no_orphans(tmp_path: Path) -> None:
         text = "".join(banner)
         assert "Switchyard is running." in text, text
         account = text.split("switchyard pay ")[1].split()[0]
-        assert _processes_mentioning(str(state)), "the stack's processes were not found"
+        assert processes_mentioning(str(state)), "the stack's processes were not found"
 
         paid = subprocess.run(
             [sys.executable, "-m", "switchyard.cli", "pay", account, "--state-dir", str(state)],
@@ -76,6 +62,6 @@ def test_run_then_pay_then_ctrl_c_leaves_no_orphans(tmp_path: Path) -> None:
         runner.wait(timeout=60)
     assert runner.returncode == 0
     deadline = time.monotonic() + 10
-    while _processes_mentioning(str(state)) and time.monotonic() < deadline:
+    while processes_mentioning(str(state)) and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert _processes_mentioning(str(state)) == []
+    assert processes_mentioning(str(state)) == []
