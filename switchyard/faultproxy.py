@@ -164,6 +164,11 @@ class FaultProxy:
         if self._server is not None:
             self._server.close()
             await self._server.wait_closed()
+        # Let the cancelled pumps and their connection handlers finish before the loop stops,
+        # or they are destroyed pending.
+        others = asyncio.all_tasks() - {asyncio.current_task()}
+        if others:
+            await asyncio.wait(others, timeout=5)
 
 
 def _abort(writer: asyncio.StreamWriter) -> None:

@@ -16,7 +16,8 @@ from cloud.runtime import CloudRuntime
 from switchyard.broker import Broker
 from switchyard.broker_credentials import CLOUD_USER, BrokerCredentials, ensure_credentials
 from tests.support.mqtt_client import Identity, MqttTestClient, connected_client
-from tests.support.secure_cloud import CloudSecrets, cloud_settings, eventually, seed
+from tests.support.secure_cloud import DEADLINE_S, CloudSecrets, cloud_settings, seed
+from tests.support.wait import wait_for_async
 from wire import (
     Ack,
     AckStatus,
@@ -162,7 +163,7 @@ async def _gateway_online(cloud: CloudRuntime, client: MqttTestClient, dcu: str)
             gateway = await session.get(Gateway, dcu)
             return gateway is not None and gateway.online
 
-    await eventually(online, f"{dcu} online in the cloud")
+    await wait_for_async(f"{dcu} online in the cloud", online, timeout_s=DEADLINE_S)
 
 
 async def _command_state(cloud: CloudRuntime, command_id: str) -> str:
@@ -241,7 +242,7 @@ async def test_gateway_a_cannot_speak_for_dcu_b_and_the_cloud_never_sees_it(
         async def a_delivered() -> bool:
             return await _command_state(cloud, a_command.command_id) == "DELIVERED"
 
-        await eventually(a_delivered, "A's own ack applied")
+        await wait_for_async("A's own ack applied", a_delivered, timeout_s=DEADLINE_S)
         await witness.wait_for(lambda: witness.payloads(own_ack), "A's ack at the witness")
     finally:
         for client in (gateway_a, gateway_b, witness):
@@ -290,7 +291,7 @@ async def test_an_ack_on_a_gateways_own_topic_about_another_dcus_meter_is_ignore
         async def both_refused() -> bool:
             return _metric(cloud, "switchyard_foreign_messages_total") >= 2
 
-        await eventually(both_refused, "both claims counted as foreign")
+        await wait_for_async("both claims counted as foreign", both_refused, timeout_s=DEADLINE_S)
     finally:
         gateway_a.close()
         gateway_b.close()

@@ -3,10 +3,8 @@ connected. Runs wherever a Docker engine answers; skipped, with the reason, else
 
 from __future__ import annotations
 
-import json
 import shutil
 import subprocess
-import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -20,6 +18,7 @@ from switchyard.compose_env import compose_env, render
 from switchyard.demo import build_demo_fleet
 from switchyard.pay import webhook_body
 from switchyard.procs import free_port
+from tests.support.wait import wait_until
 
 docker = pytest.importorskip("docker", reason="the Docker SDK for Python is not installed")
 
@@ -126,12 +125,13 @@ def test_a_paid_bill_connects_the_relay(stack: ComposeStack) -> None:
     account = build_demo_fleet(meters=SEED_METERS, gateways=2).disconnected()[0]
     viewer = {"Authorization": f"Bearer {stack.env['SWITCHYARD_VIEWER_TOKEN']}"}
     with httpx.Client(base_url=stack.api_url, timeout=10.0) as api:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            gateways = api.get("/api/v1/gateways", headers=viewer).json()
-            if len(gateways) == 2 and all(g["online"] for g in gateways):
-                break
-            time.sleep(1)
+        wait_until(
+            "both gateways online",
+            lambda: api.get("/api/v1/gateways", headers=viewer).json(),
+            lambda gateways: len(gateways) == 2 and all(g["online"] for g in gateways),
+            timeout_s=120,
+            every_s=0.5,
+        )
         dues = api.get(f"/api/v1/accounts/{account.account_id}/dues").json()
         assert dues["relay"] == "disconnected" and dues["total_payable_paise"] > 0
         body = webhook_body(account.account_id, dues["total_payable_paise"], "pay_compose_0001")
@@ -145,11 +145,10 @@ def test_a_paid_bill_connects_the_relay(stack: ComposeStack) -> None:
             },
         )
         assert paid.status_code == 200 and paid.json()["status"] == "processed", paid.text
-        deadline = time.monotonic() + 60
-        relay = None
-        while time.monotonic() < deadline:
-            relay = api.get(f"/api/v1/accounts/{account.account_id}/dues").json()["relay"]
-            if relay in ("connected", "ready_for_reconnection"):
-                break
-            time.sleep(0.5)
-    assert relay in ("connected", "ready_for_reconnection"), json.dumps(dues)
+        wait_until(
+            f"{account.account_id}'s relay to be switched on",
+            lambda: api.get(f"/api/v1/accounts/{account.account_id}/dues").json(),
+            lambda after: after["relay"] in ("connected", "ready_for_reconnection"),
+            timeout_s=60,
+            every_s=0.5,
+        )

@@ -27,6 +27,7 @@ from firmware_sim.fleet import Fleet, FleetSpec, MeterSpec
 from firmware_sim.link_server import LinkServer
 from switchyard.broker import Broker
 from switchyard.procs import ManagedProcess
+from tests.support.wait import wait_for_async
 from wire import (
     Ack,
     AckStatus,
@@ -132,15 +133,8 @@ class CloudProbe:
         return [decode(GatewayState, p) for t, p in self.received if t.endswith("/state")]
 
     async def wait_for(self, found: Callable[[], T | None], what: str) -> T:
-        """Wait until `found()` answers something, failing with `what` at the deadline."""
-        try:
-            async with asyncio.timeout(DEADLINE_S):
-                while (result := found()) is None:
-                    self._changed.clear()
-                    await self._changed.wait()
-        except TimeoutError:
-            pytest.fail(f"timed out waiting for {what}; received {len(self.received)} messages")
-        return result
+        """Wait until `found()` answers something, looking again on every message received."""
+        return await wait_for_async(what, found, timeout_s=DEADLINE_S, changed=self._changed)
 
     async def final_ack(self, command_id: str) -> Ack:
         """The first ack of this command other than `received`."""
@@ -449,17 +443,6 @@ class UplinkCable:
             sink.close()
 
 
-async def eventually(condition: Callable[[], bool], what: str) -> None:
-    """Poll a condition of the simulator or the gateway's store, which offer no notification."""
-    try:
-        async with asyncio.timeout(DEADLINE_S):
-            # Polled: neither the simulator nor the gateway's store has a change notification.
-            while not condition():  # noqa: ASYNC110
-                await asyncio.sleep(0.02)
-    except TimeoutError:
-        pytest.fail(f"timed out waiting until {what}")
-
-
 def stored_outbound(state_dir: Path, like: str) -> int:
     """Rows of the gateway's outbound table whose payload contains `like` (read-only peek)."""
     database = state_dir / f"edge-{DCU}.sqlite3"
@@ -496,17 +479,26 @@ async def test_acks_and_events_made_during_an_uplink_outage_arrive_after_it(
         tripped.trip_load_limit()  # logs 303 and 301 while the gateway cannot publish
 
         state_dir = runner.workdir / "state"
-        await eventually(
-            lambda: stored_outbound(state_dir, '"status":"executed"') == 1, "executed ack stored"
+        # Polled: the gateway's store offers no change notification.
+        await wait_for_async(
+            "executed ack stored",
+            lambda: stored_outbound(state_dir, '"status":"executed"') == 1,
+            timeout_s=DEADLINE_S,
         )
-        await eventually(lambda: stored_outbound(state_dir, '"code":303') == 1, "trip stored")
+        await wait_for_async(
+            "trip stored",
+            lambda: stored_outbound(state_dir, '"code":303') == 1,
+            timeout_s=DEADLINE_S,
+        )
         assert [ack.status for ack in probe.acks(disconnect.command_id)] == [AckStatus.RECEIVED]
         link.faults = LinkFaults()
         cable.mend()
 
         executed = await probe.final_ack(disconnect.command_id)
+        # The trip's two events are replayed one publish each: wait for both.
         trip_codes = await probe.wait_for(
-            lambda: [e.code for e in probe.events("MTR3")] or None, "MTR3 events"
+            lambda: codes if len(codes := [e.code for e in probe.events("MTR3")]) >= 2 else None,
+            "MTR3's two trip events",
         )
         rebirths = await probe.wait_for(
             lambda: [s for s in probe.states() if s.online][1:] or None, "birth after reconnect"

@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import json
 import secrets
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import httpx
 import pytest
@@ -18,11 +17,11 @@ from switchyard.pay import webhook_body
 from switchyard.procs import free_port
 from switchyard.stack import LocalStack, StackOptions, start_stack
 from tests.support.meterlink_probe import MeterLinkProbe
+from tests.support.policy_stack import command_when_final
 
 pytestmark = pytest.mark.integration
 
 DEADLINE_S = 15.0
-T = TypeVar("T")
 
 
 @pytest.fixture(scope="module")
@@ -45,16 +44,6 @@ def api(stack: LocalStack) -> Iterator[httpx.Client]:
 
 def _auth(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
-
-
-def _wait_for(what: str, probe: Callable[[], T | None], timeout_s: float = DEADLINE_S) -> T:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = probe()
-        if value is not None:
-            return value
-        time.sleep(0.02)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def _send_webhook(
@@ -82,16 +71,6 @@ def _dues(api: httpx.Client, account_id: str) -> dict[str, Any]:
     return dict(response.json())
 
 
-def _command_when_final(stack: LocalStack, api: httpx.Client, command_id: str) -> dict[str, Any]:
-    headers = _auth(stack.secrets.viewer_token)
-
-    def final() -> dict[str, Any] | None:
-        body = api.get(f"/api/v1/commands/{command_id}", headers=headers).json()
-        return body if body["state"] not in ("QUEUED", "SENT", "DELIVERED") else None
-
-    return _wait_for(f"command {command_id} to finish", final)
-
-
 def _probe(stack: LocalStack, dcu_id: str) -> MeterLinkProbe:
     return MeterLinkProbe("127.0.0.1", stack.link_port, dcu_id)
 
@@ -114,7 +93,7 @@ def test_full_payment_reconnects_the_meter_and_clears_the_dues(
     )
     assert response.status_code == 200, response.text
     assert response.json()["status"] == "processed"
-    command = _command_when_final(stack, api, response.json()["command_id"])
+    command = command_when_final(stack, api, response.json()["command_id"], DEADLINE_S)
 
     assert command["state"] == "SUCCEEDED"
     assert [t["to_state"] for t in command["transitions"]] == [
@@ -168,7 +147,7 @@ def test_replayed_webhook_and_reused_payment_id_credit_once(
         "duplicate",
         "duplicate",
     ]
-    _command_when_final(stack, api, first.json()["command_id"])
+    command_when_final(stack, api, first.json()["command_id"], DEADLINE_S)
     dues = _dues(api, account_id)
     assert (dues["total_payable_paise"], dues["credit_paise"]) == (0, 0), "credited exactly once"
     commands = api.get(
@@ -233,7 +212,7 @@ def test_operator_disconnect_opens_the_relay_and_viewers_cannot_command(
     accepted = api.post(path, json=body, headers=_auth(stack.secrets.operator_token))
     assert accepted.status_code == 202, accepted.text
     assert accepted.json()["origin"] == "operator"
-    command = _command_when_final(stack, api, accepted.json()["command_id"])
+    command = command_when_final(stack, api, accepted.json()["command_id"], DEADLINE_S)
     assert (command["state"], command["relay_result"], command["event_code"]) == (
         "SUCCEEDED",
         "disconnected",
@@ -251,9 +230,10 @@ def test_mode_1_meter_ends_ready_for_reconnection(stack: LocalStack, api: httpx.
     operator = _auth(stack.secrets.operator_token)
     path = f"/api/v1/meters/{mode_1.meter_id}/commands"
     off = api.post(path, json={"action": "disconnect", "reason": "test"}, headers=operator)
-    assert _command_when_final(stack, api, off.json()["command_id"])["state"] == "SUCCEEDED"
+    switched_off = command_when_final(stack, api, off.json()["command_id"], DEADLINE_S)
+    assert switched_off["state"] == "SUCCEEDED"
     on = api.post(path, json={"action": "connect", "reason": "test"}, headers=operator)
-    command = _command_when_final(stack, api, on.json()["command_id"])
+    command = command_when_final(stack, api, on.json()["command_id"], DEADLINE_S)
     assert (command["state"], command["relay_result"]) == ("SUCCEEDED", "ready_for_reconnection")
     probe = _probe(stack, mode_1.dcu_id)
     try:

@@ -7,10 +7,11 @@ import asyncio
 import json
 import signal
 import threading
-import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import replace
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import paho.mqtt.client as paho
 import pytest
@@ -20,12 +21,13 @@ from cloud.db.session import Database
 from cloud.onboarding import AccountRecord
 from switchyard.broker_credentials import CLOUD_USER
 from switchyard.faultproxy import FaultProxy
-from switchyard.procs import free_port
+from switchyard.procs import free_port, port_open
 from switchyard.stack import LocalStack, StackOptions, start_stack
 from tests.conftest import BACKENDS
 from tests.support.meterlink_probe import MeterLinkProbe
 from tests.support.mqtt import connect_as, subscribe
-from tests.support.stack_api import StackApi, wait_for
+from tests.support.stack_api import ACTIVE_STATES, StackApi
+from tests.support.wait import holds_for, wait_for, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -48,6 +50,7 @@ FAST_GATEWAY = {
     "SWITCHYARD_MQTT_RECONNECT_MIN_S": "0.2",
     "SWITCHYARD_MQTT_RECONNECT_MAX_S": "1",
 }
+ACK_TIMEOUT_S = float(FAST_CLOUD["SWITCHYARD_ACK_TIMEOUT_S"])
 CONVERGENCE_DEADLINE_S = 60.0
 
 
@@ -102,26 +105,44 @@ def _relay_events(stack: LocalStack, meters: Mapping[str, str]) -> dict[str, lis
     return events
 
 
-def _command_every_meter(
-    api: StackApi, stack: LocalStack, pause_s: float = 0.0, issued: dict[str, str] | None = None
-) -> dict[str, str]:
-    """Flip every meter's relay with one operator command each; fills meter id -> command id."""
-    issued = {} if issued is None else issued
-    for account in _switchable(stack):
-        action = _opposite(account.relay.value)
-        issued[account.meter_id] = api.command(account.meter_id, action)["command_id"]
-        if pause_s:
-            time.sleep(pause_s)
-    return issued
+def _issue(api: StackApi, accounts: Sequence[AccountRecord]) -> dict[str, str]:
+    """Flip each account's relay with one operator command; meter id -> command id."""
+    return {
+        a.meter_id: api.command(a.meter_id, _opposite(a.relay.value))["command_id"]
+        for a in accounts
+    }
+
+
+def _split(accounts: Sequence[AccountRecord], parts: int) -> list[list[AccountRecord]]:
+    """The accounts in `parts` consecutive slices of (nearly) equal size."""
+    size = -(-len(accounts) // parts)
+    return [list(accounts[n : n + size]) for n in range(0, len(accounts), size)]
+
+
+def _active(api: StackApi, command_ids: Iterable[str]) -> dict[str, str]:
+    """Command id -> state of those still QUEUED, SENT or DELIVERED."""
+    states = {c: api.get_command(c)["state"] for c in command_ids}
+    return {c: state for c, state in states.items() if state in ACTIVE_STATES}
+
+
+def _most_attempts(api: StackApi, command_ids: Iterable[str]) -> int:
+    """The highest attempt count among these commands (2 or more: one was republished)."""
+    return max(api.get_command(c)["attempts"] for c in command_ids)
 
 
 def _assert_each_meter_switched_once(
     stack: LocalStack, api: StackApi, issued: dict[str, str], timeout_s: float
 ) -> None:
+    """Every command SUCCEEDED within `timeout_s`, once, and operated its relay once."""
     finals = api.wait_final(list(issued.values()), timeout_s=timeout_s)
     assert {c["state"] for c in finals} == {"SUCCEEDED"}, [
         (c["meter_id"], c["state"], c["detail"]) for c in finals if c["state"] != "SUCCEEDED"
     ]
+    for command in finals:
+        steps = [t["to_state"] for t in command["transitions"]]
+        # One trail per command: queued once, succeeded once, and nothing after it.
+        assert steps[0] == "QUEUED" and steps.count("QUEUED") == 1, (command["command_id"], steps)
+        assert steps[-1] == "SUCCEEDED" and steps.count("SUCCEEDED") == 1, (command, steps)
     dcu_of = {a.meter_id: a.dcu_id for a in _switchable(stack)}
     expected = {
         a.meter_id: [301 if a.relay.value == "connected" else 302] for a in _switchable(stack)
@@ -133,16 +154,19 @@ def test_broker_killed_mid_stream_every_command_succeeds_once(
     tmp_path: Path, database_url: str, started: list[LocalStack]
 ) -> None:
     stack, api = _start(started, _options(tmp_path, database_url, link_latency_ms=20.0))
-    assert stack.broker is not None
-    issued: dict[str, str] = {}
-    issuer = threading.Thread(target=_command_every_meter, args=(api, stack, 0.05, issued))
-    issuer.start()
-    wait_for("a quarter of the commands issued", lambda: True if len(issued) >= 10 else None)
-    stack.broker.process.kill()
-    time.sleep(1.0)  # the outage itself: commands keep being accepted meanwhile
-    stack.broker.restart()
-    issuer.join()
-    assert len(issued) == len(_switchable(stack))
+    broker = stack.broker
+    assert broker is not None
+    before, during, after = _split(_switchable(stack), 3)
+    issued = _issue(api, before)
+    broker.process.kill()
+    assert not port_open(broker.host, broker.port), "the broker still accepts connections"
+    wait_until("the cloud to see the broker gone", api.health, lambda h: h["broker"] != "connected")
+    assert _active(api, issued.values()), "all finished before the broker died: nothing tested"
+    outage = _issue(api, during)  # the API keeps accepting commands while the broker is down
+    assert {api.get_command(c)["state"] for c in outage.values()} == {"QUEUED"}
+    broker.restart()
+    wait_until("the cloud to reconnect", api.health, lambda h: h["broker"] == "connected")
+    issued |= outage | _issue(api, after)
     _assert_each_meter_switched_once(stack, api, issued, CONVERGENCE_DEADLINE_S)
 
 
@@ -150,7 +174,7 @@ def test_cloud_killed_while_dispatching_loses_and_repeats_nothing(
     tmp_path: Path, database_url: str, started: list[LocalStack]
 ) -> None:
     stack, api = _start(started, _options(tmp_path, database_url, link_latency_ms=50.0))
-    issued = _command_every_meter(api, stack)
+    issued = _issue(api, _switchable(stack))
     cloud = stack.clouds[0]
     cloud.kill()
     unfinished = [
@@ -186,16 +210,20 @@ def test_gateway_offline_spends_no_attempts_and_converges_on_return(
     stack, api = _start(started, _options(tmp_path, database_url))
     gateway = stack.gateways["DCU02"]
     gateway.kill()
-    wait_for("the Will of DCU02", lambda: True if not api.gateways()["DCU02"] else None)
+    wait_until("the cloud to show DCU02 offline", api.gateways, lambda g: not g["DCU02"])
     on_dcu2 = [a for a in _switchable(stack) if a.dcu_id == "DCU02"]
-    issued = {
-        a.meter_id: api.command(a.meter_id, _opposite(a.relay.value))["command_id"] for a in on_dcu2
-    }
-    # Several ack timeouts pass while the gateway is away: no attempt may be spent.
-    deadline = time.monotonic() + 3.0
-    while time.monotonic() < deadline:
-        assert {api.get_command(c)["attempts"] for c in list(issued.values())[:5]} == {0}
-        time.sleep(0.3)
+    issued = _issue(api, on_dcu2)
+    # DCU01 is served meanwhile: the dispatcher runs its rounds and passes DCU02's commands by.
+    witness = _issue(api, [next(a for a in _switchable(stack) if a.dcu_id == "DCU01")])
+    watched = list(issued.values())[:5]
+    holds_for(
+        "no attempt spent on DCU02's commands while it is away",
+        lambda: {c: api.get_command(c)["attempts"] for c in watched},
+        lambda attempts: set(attempts.values()) == {0},
+        duration_s=3 * ACK_TIMEOUT_S,  # several ack timeouts
+        every_s=0.25,
+    )
+    assert api.wait_final(list(witness.values()))[0]["state"] == "SUCCEEDED"
     gateway.start()
     finals = api.wait_final(list(issued.values()), timeout_s=CONVERGENCE_DEADLINE_S)
     assert {(c["state"], c["attempts"]) for c in finals} == {("SUCCEEDED", 1)}
@@ -208,45 +236,93 @@ def test_link_faults_heal_and_every_meter_converges(
 ) -> None:
     mqtt_port = free_port()
     # The proxies forward to where the broker will listen; they start before it.
-    to_broker_for_gateways = FaultProxy("127.0.0.1", mqtt_port).start()
-    to_broker_for_cloud = FaultProxy("127.0.0.1", mqtt_port).start()
+    gateways_link = FaultProxy("127.0.0.1", mqtt_port).start()
+    cloud_link = FaultProxy("127.0.0.1", mqtt_port).start()
     try:
         options = _options(
             tmp_path,
             database_url,
             mqtt_port=mqtt_port,
-            gateway_mqtt_port=to_broker_for_gateways.port,
-            cloud_mqtt_port=to_broker_for_cloud.port,
+            gateway_mqtt_port=gateways_link.port,
+            cloud_mqtt_port=cloud_link.port,
         )
         stack, api = _start(started, options)
-        issued: dict[str, str] = {}
-        issuer = threading.Thread(target=_command_every_meter, args=(api, stack, 0.05, issued))
-        issuer.start()
-        for proxy in (to_broker_for_gateways, to_broker_for_cloud):
-            proxy.set_faults(latency_ms=150)
-        time.sleep(1.0)
-        assert to_broker_for_gateways.reset_connections() >= 1
-        assert to_broker_for_cloud.reset_connections() >= 1
-        time.sleep(0.5)
-        to_broker_for_gateways.set_faults(latency_ms=0, blackhole=True)
-        time.sleep(2.0)
-        to_broker_for_cloud.set_faults(latency_ms=0, blackhole=True, refuse_new=True)
-        time.sleep(1.5)
-        to_broker_for_gateways.reset_connections()
-        to_broker_for_cloud.reset_connections()
-        issuer.join()
-        for proxy in (to_broker_for_gateways, to_broker_for_cloud):
+        issued = _link_fault_phases(stack, api, gateways_link, cloud_link)
+        for proxy in (gateways_link, cloud_link):
             proxy.heal()
-        healed_at = time.monotonic()
+        # The deadline runs from the heal: every command converges within it, each once.
         _assert_each_meter_switched_once(stack, api, issued, CONVERGENCE_DEADLINE_S)
-        converged_s = time.monotonic() - healed_at
-        assert converged_s < CONVERGENCE_DEADLINE_S
         for account in _switchable(stack):
             meter = api.meter(account.meter_id)
-            assert meter["reported_relay"] == meter["desired_relay"]
+            assert meter["reported_relay"] == meter["desired_relay"], meter
     finally:
-        to_broker_for_gateways.stop()
-        to_broker_for_cloud.stop()
+        gateways_link.stop()
+        cloud_link.stop()
+
+
+def _link_fault_phases(
+    stack: LocalStack, api: StackApi, gateways_link: FaultProxy, cloud_link: FaultProxy
+) -> dict[str, str]:
+    """Issue commands through latency, resets and blackholes on both links, each phase lasting
+    until its fault is seen to bite; leaves both links dark. Returns meter id -> command id."""
+    slow, after_reset, gateways_dark, cloud_dark = _split(_switchable(stack), 4)
+    for proxy in (gateways_link, cloud_link):
+        proxy.set_faults(latency_ms=150)
+    issued = _issue(api, slow)
+    wait_until(
+        "a command to finish through the slow links",
+        lambda: _active(api, issued.values()),
+        lambda active: len(active) < len(issued),
+    )
+
+    reset_at = datetime.now(UTC)
+    reconnects = cloud_link.connections_accepted
+    assert gateways_link.reset_connections() >= 1
+    assert cloud_link.reset_connections() >= 1
+    wait_until(
+        "the cloud to reconnect and see every gateway born again after the reset",
+        lambda: (cloud_link.connections_accepted - reconnects, api.health(), api.presence()),
+        lambda seen: (
+            seen[0] >= 1
+            and seen[1]["broker"] == "connected"
+            and all(_born_since(g, reset_at) for g in seen[2].values())
+        ),
+    )
+    issued |= _issue(api, after_reset)
+
+    gateways_link.set_faults(latency_ms=0, blackhole=True)
+    unheard = _issue(api, gateways_dark)
+    wait_until(
+        "a command republished for lack of an ack from the dark gateways",
+        lambda: _most_attempts(api, unheard.values()),
+        lambda attempts: attempts >= 2,
+    )
+    issued |= unheard
+
+    cloud_link.set_faults(latency_ms=0, blackhole=True, refuse_new=True)
+    unsent = _issue(api, cloud_dark)
+    wait_until(
+        "a command republished into the cloud's dark link",
+        lambda: _most_attempts(api, unsent.values()),
+        lambda attempts: attempts >= 2,
+    )
+    issued |= unsent
+
+    reconnects = gateways_link.connections_accepted
+    gateways_link.reset_connections()
+    cloud_link.reset_connections()
+    wait_until(
+        "the cloud to lose the broker and the gateways to reconnect into their dark link",
+        lambda: (api.health()["broker"], gateways_link.connections_accepted - reconnects),
+        lambda seen: seen[0] != "connected" and seen[1] >= len(stack.gateways),
+    )
+    return issued
+
+
+def _born_since(gateway: dict[str, Any], moment: datetime) -> bool:
+    """Whether the cloud has this gateway online on a birth it received after `moment`."""
+    birth = gateway["last_birth_at"]
+    return bool(gateway["online"]) and birth is not None and datetime.fromisoformat(birth) > moment
 
 
 def test_unreachable_meter_times_out_after_the_configured_attempts(

@@ -4,9 +4,9 @@ embedded default, and relay events, presence and payment-to-power points in a re
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any
 
 import httpx
 import pytest
@@ -16,21 +16,9 @@ from switchyard.pay import webhook_body
 from switchyard.procs import free_port
 from switchyard.stack import LocalStack, StackOptions, start_stack
 from switchyard.victoria import Victoria, start_victoria
+from tests.support.wait import wait_for
 
 pytestmark = pytest.mark.integration
-
-DEADLINE_S = 30.0
-T = TypeVar("T")
-
-
-def _wait_for(what: str, probe: Callable[[], T | None], timeout_s: float = DEADLINE_S) -> T:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = probe()
-        if value is not None:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def _pay_in_full(stack: LocalStack, api: httpx.Client, account_id: str) -> dict[str, Any]:
@@ -82,7 +70,7 @@ def test_readings_api_serves_a_meters_readings_in_time_order(
     embedded: LocalStack, viewer: httpx.Client
 ) -> None:
     connected = next(a for a in embedded.fleet.accounts if a.relay.value == "connected")
-    page = _wait_for(
+    page = wait_for(
         "readings in the cloud database",
         lambda: (
             body if len((body := _readings(viewer, connected.meter_id))["items"]) >= 4 else None
@@ -128,7 +116,7 @@ def test_a_paid_meter_shows_power_in_its_readings(
     embedded: LocalStack, viewer: httpx.Client
 ) -> None:
     account = embedded.fleet.disconnected()[-1]
-    before = _wait_for(
+    before = wait_for(
         "readings of the disconnected meter",
         lambda: body["items"] if (body := _readings(viewer, account.meter_id))["items"] else None,
     )
@@ -140,7 +128,7 @@ def test_a_paid_meter_shows_power_in_its_readings(
         items = _readings(viewer, account.meter_id)["items"]
         return items[-1] if items[-1]["relay"] == "connected" else None
 
-    assert _wait_for("power in the readings", powered)["active_power_w"] != 0
+    assert wait_for("power in the readings", powered)["active_power_w"] != 0
 
 
 @pytest.fixture(scope="module")
@@ -187,7 +175,7 @@ def test_payment_to_power_relay_events_and_presence_reach_the_tsdb(
                 return found
         return None
 
-    latency = _wait_for(
+    latency = wait_for(
         "payment-to-power point",
         lambda: sample(
             "command_payment_to_power_ms",
@@ -199,10 +187,10 @@ def test_payment_to_power_relay_events_and_presence_reach_the_tsdb(
     )
     assert 0 < latency[2] < 30_000
     assert command_id
-    _wait_for("relay connected event", lambda: sample("meter_event_seq", code="302"))
+    wait_for("relay connected event", lambda: sample("meter_event_seq", code="302"))
     for dcu_id in with_influx.fleet.dcu_ids:
-        state = _wait_for(
+        state = wait_for(
             "gateway presence", lambda d=dcu_id: sample("gateway_state_online", dcu_id=d)
         )
         assert state[2] == 1
-    _wait_for("readings", lambda: sample("meter_reading_voltage_v", meter_id=account.meter_id))
+    wait_for("readings", lambda: sample("meter_reading_voltage_v", meter_id=account.meter_id))

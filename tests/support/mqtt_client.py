@@ -18,6 +18,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 
 from switchyard.broker import Broker
 from switchyard.broker_credentials import BrokerCredentials
+from tests.support.wait import wait_for_async
 
 DEADLINE_S = 15.0
 T = TypeVar("T")
@@ -123,15 +124,10 @@ class MqttTestClient:
         return [payload for t, payload in self.received if t == topic]
 
     async def wait_for(self, found: Callable[[], T | None], what: str) -> T:
-        """Wait until `found()` answers something, failing with `what` at the deadline."""
-        try:
-            async with asyncio.timeout(DEADLINE_S):
-                while not (result := found()):
-                    self._changed.clear()
-                    await self._changed.wait()
-        except TimeoutError:
-            raise AssertionError(f"timed out waiting for {what}") from None
-        return result
+        """Wait until `found()` answers something not empty, looking again on every change."""
+        return await wait_for_async(
+            what, lambda: found() or None, timeout_s=DEADLINE_S, changed=self._changed
+        )
 
     # paho's network thread calls these; each only hops to the event loop.
 

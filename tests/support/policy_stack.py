@@ -4,10 +4,8 @@ commands, fees, payments, and overdue accounts made through the API."""
 from __future__ import annotations
 
 import secrets
-import time
-from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import httpx
@@ -18,10 +16,11 @@ from cloud.policy.calendar import load_calendar
 from switchyard.pay import webhook_body
 from switchyard.stack import LocalStack
 from tests.support.meterlink_probe import MeterLinkProbe
+from tests.support.wait import wait_until
 
+ACTIVE_STATES = frozenset({"QUEUED", "SENT", "DELIVERED"})
 DEADLINE_S = 20.0
 IST = ZoneInfo("Asia/Kolkata")
-T = TypeVar("T")
 
 
 def open_tuesday_after(now: datetime) -> datetime:
@@ -31,16 +30,6 @@ def open_tuesday_after(now: datetime) -> datetime:
     while day.weekday() != 1 or calendar.name_of(day) is not None:
         day += timedelta(days=1)
     return datetime(day.year, day.month, day.day, 11, 0, tzinfo=IST)
-
-
-def wait_for(what: str, probe: Callable[[], T | None], timeout_s: float = DEADLINE_S) -> T:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = probe()
-        if value is not None:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def operator(stack: LocalStack) -> dict[str, str]:
@@ -82,20 +71,27 @@ def start_run(stack: LocalStack, api: httpx.Client, *, dry_run: bool) -> dict[st
 def run_when_settled(stack: LocalStack, api: httpx.Client, run_id: str) -> dict[str, Any]:
     """The run once none of its commands is still queued or in flight."""
 
-    def settled() -> dict[str, Any] | None:
-        run = api.get(f"/api/v1/disconnection-runs/{run_id}", headers=viewer(stack)).json()
-        active = {"QUEUED", "SENT", "DELIVERED"} & set(run["command_states"])
-        return None if active else dict(run)
+    def run() -> dict[str, Any]:
+        return dict(api.get(f"/api/v1/disconnection-runs/{run_id}", headers=viewer(stack)).json())
 
-    return wait_for(f"run {run_id} to settle", settled)
+    def settled(body: dict[str, Any]) -> bool:
+        return not ACTIVE_STATES & set(body["command_states"])
+
+    return wait_until(f"run {run_id} to settle", run, settled, timeout_s=DEADLINE_S)
 
 
-def command_when_final(stack: LocalStack, api: httpx.Client, command_id: str) -> dict[str, Any]:
-    def final() -> dict[str, Any] | None:
-        body = api.get(f"/api/v1/commands/{command_id}", headers=viewer(stack)).json()
-        return body if body["state"] not in ("QUEUED", "SENT", "DELIVERED") else None
+def command_when_final(
+    stack: LocalStack, api: httpx.Client, command_id: str, timeout_s: float = DEADLINE_S
+) -> dict[str, Any]:
+    """The command once it has left QUEUED/SENT/DELIVERED."""
 
-    return wait_for(f"command {command_id} to finish", final)
+    def command() -> dict[str, Any]:
+        return dict(api.get(f"/api/v1/commands/{command_id}", headers=viewer(stack)).json())
+
+    def final(body: dict[str, Any]) -> bool:
+        return body["state"] not in ACTIVE_STATES
+
+    return wait_until(f"command {command_id} to finish", command, final, timeout_s=timeout_s)
 
 
 def fees(stack: LocalStack, api: httpx.Client, account_id: str) -> list[str]:

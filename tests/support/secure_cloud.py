@@ -8,12 +8,10 @@ import os
 import secrets
 import subprocess
 import sys
-import time
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import httpx
 
@@ -24,12 +22,12 @@ from cloud.settings import CloudSettings
 from switchyard.broker import Broker
 from switchyard.broker_credentials import CLOUD_USER, BrokerCredentials
 from switchyard.procs import ManagedProcess, free_port
+from tests.support.wait import wait_until
 from wire import RelayState
 from wire.signing import generate_private_key_b64
 
 DEADLINE_S = 15.0
 REPO = Path(__file__).resolve().parents[2]
-T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -110,18 +108,6 @@ async def seed(database_url: str) -> None:
         await db.close()
 
 
-async def eventually(found: Callable[[], Awaitable[T | None]], what: str) -> T:
-    """Poll an async condition (a database row, an API answer) until it holds, or fail."""
-    deadline = time.monotonic() + DEADLINE_S
-    while time.monotonic() < deadline:
-        # Polled: the database offers no change notification to a test.
-        result = await found()
-        if result:
-            return result
-        await asyncio.sleep(0.02)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 @dataclass
 class CloudProcess:
     """`python -m cloud.main` in production mode on the secured broker, and how to reach it."""
@@ -167,13 +153,16 @@ def start_cloud_process(
 
 
 def _wait_broker_connected(url: str, process: ManagedProcess) -> None:
-    deadline = time.monotonic() + DEADLINE_S
     with httpx.Client(base_url=url, timeout=5.0) as client:
-        while time.monotonic() < deadline:
-            if client.get("/healthz").json().get("broker") == "connected":
-                return
-            time.sleep(0.05)
-    raise AssertionError(f"cloud never connected to the broker:\n{process.tail()}")
+        try:
+            wait_until(
+                "the cloud to connect to the broker",
+                lambda: dict(client.get("/healthz").json()),
+                lambda health: health.get("broker") == "connected",
+                timeout_s=DEADLINE_S,
+            )
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}\n{process.tail()}") from None
 
 
 def run_cli(env: dict[str, str], *args: str) -> str:

@@ -3,28 +3,15 @@
 from __future__ import annotations
 
 import re
-import time
-from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any
 
 import httpx
 
 from switchyard.stack import LocalStack
+from tests.support.wait import wait_until
 
-T = TypeVar("T")
 ACTIVE_STATES = ("QUEUED", "SENT", "DELIVERED")
 DEADLINE_S = 30.0
-
-
-def wait_for(what: str, probe: Callable[[], T | None], timeout_s: float = DEADLINE_S) -> T:
-    """Poll `probe` until it returns something other than None, or fail after the deadline."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = probe()
-        if value is not None:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout_s:.0f}s waiting for {what}")
 
 
 class StackApi:
@@ -62,10 +49,19 @@ class StackApi:
         assert response.status_code == 200, response.text
         return dict(response.json())
 
-    def gateways(self) -> dict[str, bool]:
-        """Presence of every DCU."""
+    def health(self) -> dict[str, Any]:
+        """The cloud's /healthz answer: its database and broker connection."""
+        return dict(self.http.get("/healthz").json())
+
+    def presence(self) -> dict[str, dict[str, Any]]:
+        """Every DCU's presence record (online, boot_seq, last_birth_at, ...)."""
         response = self.http.get("/api/v1/gateways", headers=self.viewer)
-        return {g["dcu_id"]: g["online"] for g in response.json()}
+        assert response.status_code == 200, response.text
+        return {g["dcu_id"]: dict(g) for g in response.json()}
+
+    def gateways(self) -> dict[str, bool]:
+        """Whether each DCU is online."""
+        return {dcu_id: g["online"] for dcu_id, g in self.presence().items()}
 
     def wait_final(
         self, command_ids: list[str], timeout_s: float = DEADLINE_S
@@ -73,16 +69,22 @@ class StackApi:
         """Wait until every command has left QUEUED/SENT/DELIVERED; returns them all."""
         finals: dict[str, dict[str, Any]] = {}
 
-        def all_final() -> list[dict[str, Any]] | None:
+        def first_unfinished() -> str | None:
+            """What the first command still active is doing; None once all have finished."""
             for command_id in command_ids:
                 if command_id not in finals:
                     body = self.get_command(command_id)
                     if body["state"] in ACTIVE_STATES:
-                        return None
+                        return (
+                            f"{command_id} ({body['meter_id']}) {body['state']} after "
+                            f"{body['attempts']} attempts; {len(finals)} finished"
+                        )
                     finals[command_id] = body
-            return [finals[c] for c in command_ids]
+            return None
 
-        return wait_for(f"{len(command_ids)} commands to finish", all_final, timeout_s)
+        what = f"{len(command_ids)} commands to finish"
+        wait_until(what, first_unfinished, lambda doing: doing is None, timeout_s=timeout_s)
+        return [finals[c] for c in command_ids]
 
     def metric(self, name: str, labels: str = "") -> float:
         """One sample of this process's Prometheus metrics (0 when absent)."""

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,6 +16,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from firmware_sim.fleet import Fleet
 from firmware_sim.meter import SimMeter
 from switchyard.procs import ManagedProcess, free_port
+from tests.support.wait import wait_for_async
 from wire import Reading
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -154,16 +154,12 @@ class ReadingLog:
 async def eventually(
     what: str, probe: Callable[[], T | None], *, timeout_s: float = 60.0, every_s: float = 0.2
 ) -> T:
-    """Poll `probe` in a thread until it answers something; fail with `what` at the deadline."""
-    deadline = time.monotonic() + timeout_s
-    last: object = None
-    while time.monotonic() < deadline:
-        try:
-            value = await asyncio.to_thread(probe)
-        except (httpx.HTTPError, OSError) as exc:
-            last = exc
-            value = None
-        if value is not None:
-            return value
-        await asyncio.sleep(every_s)
-    raise AssertionError(f"timed out waiting for {what} (last error: {last})")
+    """Wait for a blocking probe (HTTP, a query) run in a thread, an unreachable server counting
+    as "not yet"; fail with `what` and the last answer or error at the deadline."""
+    return await wait_for_async(
+        what,
+        lambda: asyncio.to_thread(probe),
+        timeout_s=timeout_s,
+        every_s=every_s,
+        ignoring=(httpx.HTTPError, OSError),
+    )

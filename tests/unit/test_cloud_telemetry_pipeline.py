@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -16,6 +16,7 @@ from cloud.telemetry.kept import BatchKey, Claim
 from cloud.telemetry.metrics import TelemetryMetrics
 from cloud.telemetry.pipeline import PipelinePolicy, TelemetryPipeline
 from cloud.telemetry.spool import Spool
+from tests.support.wait import wait_for_async
 
 DEADLINE_S = 5.0
 
@@ -55,13 +56,6 @@ class MemoryClaims:
         yield claim
         if claim.kept:
             self.kept |= claim.fresh
-
-
-async def _until(condition: Callable[[], bool]) -> None:
-    """Wait, with a deadline, for a condition the pipeline's worker threads make true."""
-    async with asyncio.timeout(DEADLINE_S):
-        while not condition():  # noqa: ASYNC110 - the fake database lives on worker threads
-            await asyncio.sleep(0.01)
 
 
 def _lines(start: int, count: int) -> bytes:
@@ -138,7 +132,11 @@ async def test_outage_spools_to_disk_then_replays_everything_once(
     await running.submit(_lines(50, 10), 10)  # straight to the spool, no write attempt first
 
     db.down = False
-    await _until(lambda: not list((tmp_path / "spool").glob("*.lp")) and running.tsdb_up)
+    await wait_for_async(
+        "the spool replayed",
+        lambda: not list((tmp_path / "spool").glob("*.lp")) and running.tsdb_up,
+        timeout_s=DEADLINE_S,
+    )
     assert sorted(db.lines) == sorted(_lines(0, 60).splitlines())
     assert running.stats.replayed == 60
 
@@ -147,7 +145,7 @@ async def test_spool_left_by_a_previous_run_is_replayed(db: FakeDatabase, tmp_pa
     Spool(tmp_path / "spool", max_bytes=1 << 20).append(_lines(0, 7))
     pipeline = _pipeline(db, tmp_path / "spool")
     task = asyncio.create_task(pipeline.run())
-    await _until(lambda: len(db.lines) >= 7)
+    await wait_for_async("7 lines written", lambda: len(db.lines) >= 7, timeout_s=DEADLINE_S)
     await pipeline.close()
     await task
     assert db.lines == _lines(0, 7).splitlines()
@@ -208,7 +206,7 @@ async def test_derived_points_never_block(running: TelemetryPipeline, db: FakeDa
         running.offer(_lines(n, 1), 1)
     assert running.pending_points >= 1000
     db.gate.set()
-    await _until(lambda: len(db.lines) >= 2000)
+    await wait_for_async("2000 lines written", lambda: len(db.lines) >= 2000, timeout_s=DEADLINE_S)
 
 
 async def test_a_batch_kept_before_is_acknowledged_not_written(
@@ -243,7 +241,11 @@ async def test_a_spooled_batch_counts_as_kept(db: FakeDatabase, tmp_path: Path) 
         assert claims.kept == {("DCU01", "b1")}
         assert not await pipeline.submit(_lines(0, 5), 5, ("DCU01", "b1"))
     db.down = False
-    await _until(lambda: not list((tmp_path / "spool").glob("*.lp")))
+    await wait_for_async(
+        "the spool replayed",
+        lambda: not list((tmp_path / "spool").glob("*.lp")),
+        timeout_s=DEADLINE_S,
+    )
     await pipeline.close()
     await task
     assert db.lines == _lines(0, 5).splitlines()
