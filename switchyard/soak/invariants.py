@@ -21,12 +21,13 @@ class MeterTruth:
     state: ControlState
     applied: int
     refused: int
+    started_disconnected: bool = False
 
 
 @dataclass(frozen=True)
 class CommandRow:
-    """A command as the cloud keeps it; `event_code` is set when its ack says it switched, and
-    `edge_event_code` when the gateway's inbox does (a superseded command's ack is not kept)."""
+    """A command as the cloud keeps it, with its outcome in the gateway's durable inbox
+    (`edge_status` "executed": the gateway brought the relay to the command's target)."""
 
     command_id: str
     meter_id: str
@@ -34,12 +35,7 @@ class CommandRow:
     version: int
     state: str
     event_code: int | None
-    edge_event_code: int | None = None
-
-    @property
-    def switched(self) -> bool:
-        """Whether the gateway says this command operated the relay."""
-        return self.event_code is not None or self.edge_event_code is not None
+    edge_status: str | None = None
 
 
 @dataclass(frozen=True)
@@ -131,24 +127,42 @@ def cleared_accounts_connected(world: World, sent: Sent) -> list[Violation]:
 
 
 def relay_operations(world: World) -> list[Violation]:
-    """Relay operations the meter counted equal the commands whose acks say they switched."""
-    switched = Counter(c.meter_id for c in world.commands if c.switched)
+    """Relay operations the meter counted equal the commands that needed one, and none refused.
+
+    A command needed one when the gateway executed it and the relay was not already where it
+    asked: walked in version order (the order a gateway executes a meter's commands) from the
+    meter's starting state. A second operation for one command would be refused by the meter,
+    or, replayed after a newer command, add an operation the walk does not have."""
+    by_meter: dict[str, list[CommandRow]] = {}
+    for command in sorted(world.commands, key=lambda c: c.version):
+        by_meter.setdefault(command.meter_id, []).append(command)
     found = []
     for truth in world.meters.values():
-        if truth.applied != switched[truth.meter_id] or truth.refused:
-            commands = [
-                f"v{c.version} {c.action} {c.state} event={c.event_code} edge={c.edge_event_code}"
-                for c in world.commands
-                if c.meter_id == truth.meter_id
-            ]
+        commands = by_meter.get(truth.meter_id, [])
+        needed = _operations_needed(truth.started_disconnected, commands)
+        if truth.applied != needed or truth.refused:
             evidence = {
                 "applied": truth.applied,
                 "refused": truth.refused,
-                "commands_that_switched": switched[truth.meter_id],
-                "commands": commands,
+                "needed": needed,
+                "commands": [
+                    f"v{c.version} {c.action} {c.state} edge={c.edge_status} event={c.event_code}"
+                    for c in commands
+                ],
             }
             found.append(Violation("relay-operations", truth.meter_id, evidence))
     return found
+
+
+def _operations_needed(started_disconnected: bool, commands: Sequence[CommandRow]) -> int:
+    off, needed = started_disconnected, 0
+    for command in commands:
+        if command.edge_status != "executed":
+            continue
+        wants_off = command.action == "disconnect"
+        needed += wants_off != off
+        off = wants_off
+    return needed
 
 
 def money_conserved(world: World, sent: Sent, *, final: bool) -> list[Violation]:

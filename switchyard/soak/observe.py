@@ -25,6 +25,7 @@ from switchyard.soak.invariants import (
     World,
 )
 from switchyard.stack import LocalStack
+from wire.messages import RelayState
 
 _HTTP_TIMEOUT_S = 10.0
 _PAGE = 500
@@ -49,12 +50,14 @@ def observe(stack: LocalStack) -> World:
 
 def _meters(stack: LocalStack) -> dict[str, MeterTruth]:
     path = stack.options.state_dir.resolve() / "sim" / STORE_FILE
+    started_off = {a.meter_id: a.relay is RelayState.DISCONNECTED for a in stack.fleet.accounts}
     return {
         meter_id: MeterTruth(
             meter_id,
             record.control_state,
             record.counters.transitions_applied,
             record.counters.transitions_refused,
+            started_off[meter_id],
         )
         for meter_id, record in read_meters(path).items()
     }
@@ -140,21 +143,17 @@ async def _database(
 
 
 def _with_edge_outcomes(stack: LocalStack, commands: list[CommandRow]) -> list[CommandRow]:
-    """Each command with the event code its gateway's durable inbox recorded, if any."""
+    """Each command with its outcome in its gateway's durable inbox, if it got there."""
     edge = stack.options.state_dir.resolve() / "edge"
-    switched: dict[str, int] = {}
+    outcomes: dict[str, str] = {}
     for dcu_id in stack.fleet.dcu_ids:
         path = edge / f"edge-{dcu_id}.sqlite3"
         connection = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
         try:
-            switched.update(
-                connection.execute(
-                    "SELECT command_id, event_code FROM inbox WHERE event_code IS NOT NULL"
-                ).fetchall()
-            )
+            outcomes.update(connection.execute("SELECT command_id, status FROM inbox").fetchall())
         finally:
             connection.close()
-    return [replace(c, edge_event_code=switched.get(c.command_id)) for c in commands]
+    return [replace(c, edge_status=outcomes.get(c.command_id)) for c in commands]
 
 
 def _readings(stack: LocalStack, stored: dict[str, int]) -> list[ReadingTotals]:

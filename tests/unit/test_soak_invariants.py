@@ -31,13 +31,15 @@ def _clean() -> tuple[World, Sent]:
     """Meter 1 was disconnected, paid and reconnected; meter 2 disconnected by an operator."""
     world = World(
         meters={
-            "M1": MeterTruth("M1", CONNECTED, applied=1, refused=0),
+            "M1": MeterTruth("M1", CONNECTED, applied=1, refused=0, started_disconnected=True),
             "M2": MeterTruth("M2", DISCONNECTED, applied=1, refused=0),
         },
         commands=[
-            CommandRow("c1", "M1", "connect", 1, "SUCCEEDED", 302),
-            CommandRow("c2", "M2", "disconnect", 1, "SUPERSEDED", None),
-            CommandRow("c3", "M2", "disconnect", 2, "SUCCEEDED", None, edge_event_code=301),
+            CommandRow("c1", "M1", "connect", 1, "SUCCEEDED", 302, "executed"),
+            # Superseded in the cloud, yet executed by the gateway: its operation counts.
+            CommandRow("c2", "M2", "disconnect", 1, "SUPERSEDED", None, "executed"),
+            # Executed with the relay already there: no operation needed.
+            CommandRow("c3", "M2", "disconnect", 2, "SUCCEEDED", None, "executed"),
         ],
         cloud={
             "M1": CloudView("M1", "A1", "connected", "connected", 0),
@@ -78,7 +80,8 @@ def test_a_cleared_account_whose_meter_is_off_is_a_violation() -> None:
 
 def test_an_operation_no_command_accounts_for_is_a_violation() -> None:
     world, _ = _clean()
-    assert relay_operations(_meter(world, "M1", applied=2))[0].evidence["applied"] == 2
+    assert relay_operations(_meter(world, "M1", applied=2))[0].evidence["needed"] == 1
+    assert relay_operations(_meter(world, "M2", applied=0))[0].evidence["applied"] == 0
     # A repeat the meter refused is an operation twice for one command, too.
     assert relay_operations(_meter(world, "M2", refused=1))[0].subject == "M2"
 
