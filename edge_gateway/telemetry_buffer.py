@@ -225,6 +225,7 @@ class BatchedTotals:
 
     readings: int
     dropped_entries: int
+    unsent_batches: int
 
 
 def read_batched_totals(path: Path) -> BatchedTotals:
@@ -237,8 +238,9 @@ def read_batched_totals(path: Path) -> BatchedTotals:
                 (_READINGS_BATCHED, _DROPPED_ENTRIES),
             ).fetchall()
         )
+        unsent = int(connection.execute("SELECT count(*) FROM telemetry").fetchone()[0])
     finally:
         connection.close()
     return BatchedTotals(
-        int(values.get(_READINGS_BATCHED, 0)), int(values.get(_DROPPED_ENTRIES, 0))
+        int(values.get(_READINGS_BATCHED, 0)), int(values.get(_DROPPED_ENTRIES, 0)), unsent
     )

@@ -140,17 +140,29 @@ class _Transaction:
         self._connection.execute("COMMIT" if exc_type is None else "ROLLBACK")
 
 
-def read_counters(path: Path) -> dict[str, MeterCounters]:
-    """Per meter, its relay counters as last committed (read-only: for the soak and tests)."""
+@dataclass(frozen=True, slots=True)
+class MeterRecord:
+    """A meter's switch and relay counters as last committed."""
+
+    control_state: ControlState
+    control_mode: int
+    counters: MeterCounters
+
+
+def read_meters(path: Path) -> dict[str, MeterRecord]:
+    """Every meter's committed switch state and counters (read-only: for the soak and tests)."""
     connection = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
     try:
         rows = connection.execute(
-            "SELECT meter_id, transitions_applied, transitions_refused, power_failures,"
-            " load_limit_trips FROM meters"
+            "SELECT meter_id, control_state, control_mode, transitions_applied,"
+            " transitions_refused, power_failures, load_limit_trips FROM meters"
         ).fetchall()
     finally:
         connection.close()
-    return {meter_id: MeterCounters(*counts) for meter_id, *counts in rows}
+    return {
+        meter_id: MeterRecord(ControlState(state), mode, MeterCounters(*counts))
+        for meter_id, state, mode, *counts in rows
+    }
 
 
 def _meter_row(s: MeterSnapshot) -> tuple[object, ...]:

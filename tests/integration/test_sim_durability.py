@@ -17,7 +17,7 @@ import pytest
 from edge_gateway.errors import MeterUnreachable
 from edge_gateway.meterlink import LinkClient
 from firmware_sim.fleet import generate_fleet, write_fleet_file
-from firmware_sim.store import STORE_FILE, read_counters
+from firmware_sim.store import STORE_FILE, read_meters
 from switchyard.procs import ManagedProcess, free_port
 from wire.meterlink import ControlState
 
@@ -91,11 +91,11 @@ async def test_sigkill_mid_operations_keeps_state_and_counters(tmp_path: Path) -
 
         sim.start()
         await _until(lambda: client.connected, "the link client reconnected on its own")
-        counters = read_counters(tmp_path / "sim" / STORE_FILE)
+        counters = read_meters(tmp_path / "sim" / STORE_FILE)
         for toggler in togglers:
-            applied = counters[toggler.meter_id].transitions_applied
+            applied = counters[toggler.meter_id].counters.transitions_applied
             assert toggler.answered <= applied <= toggler.answered + toggler.in_doubt, toggler
-            assert counters[toggler.meter_id].transitions_refused == 0
+            assert counters[toggler.meter_id].counters.transitions_refused == 0
             status = await client.read(toggler.meter_id)
             expected = toggler.last_state
             if applied > toggler.answered:  # the operation in doubt did happen

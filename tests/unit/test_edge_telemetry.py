@@ -342,4 +342,4 @@ async def test_batched_readings_are_counted_durably_and_survive_sending(
     await buffer.delete([first.row.id])  # acknowledged and forgotten: the count stays
 
     totals = read_batched_totals(tmp_path / "edge.sqlite3")
-    assert totals == BatchedTotals(readings=5, dropped_entries=0)
+    assert totals == BatchedTotals(readings=5, dropped_entries=0, unsent_batches=1)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from firmware_sim.clock import ManualClock
 from firmware_sim.fleet import Fleet, generate_fleet
-from firmware_sim.store import STORE_FILE, MeterStore, read_counters
+from firmware_sim.store import STORE_FILE, MeterStore, read_meters
 from wire.meterlink import ControlState
 
 START_MS = 1_780_000_000_000
@@ -34,8 +34,8 @@ def test_relay_operations_are_durable_as_they_happen(tmp_path: Path) -> None:
     assert saved.snapshot.counters.transitions_applied == 1
     assert saved.snapshot.counters.transitions_refused == 1
     assert [event.seq for event in saved.events] == [1]
-    assert read_counters(tmp_path / STORE_FILE)["MTR000001"].transitions_applied == 1
-    assert read_counters(tmp_path / STORE_FILE)["MTR000002"].transitions_applied == 0
+    assert read_meters(tmp_path / STORE_FILE)["MTR000001"].counters.transitions_applied == 1
+    assert read_meters(tmp_path / STORE_FILE)["MTR000002"].counters.transitions_applied == 0
 
 
 def test_a_restored_meter_continues_its_state_events_and_registers(tmp_path: Path) -> None:
