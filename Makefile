@@ -3,7 +3,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell sha1sum pyproject.toml scripts/bootstrap.sh | sha1sum | cut -c1-12)
 
-.PHONY: install install-test run test lint typecheck unit integration clean
+.PHONY: install install-test run test soak lint typecheck unit integration clean
 
 $(STAMP):
 	bash scripts/bootstrap.sh
@@ -35,6 +35,10 @@ test: install-test
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	$(BIN)/pytest
+
+# Chaos with invariants (docs/soak.md); e.g. `make soak ARGS="--minutes 30 --database postgresql"`.
+soak: install
+	$(BIN)/switchyard soak $(ARGS)
 
 clean:
 	rm -rf .switchyard .pytest_cache .mypy_cache .ruff_cache

@@ -151,6 +151,7 @@ class TelemetryCollector:
             entries=len(readings) + len(profile),
             profile_cursors=cursors,
             keep=self._publisher.in_flight,
+            readings=len(readings),
         )
         assert self._cursors is not None
         self._cursors.update(cursors)

@@ -5,12 +5,15 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from edge_gateway.store import Store
 from wire.clock import now_ms
 
 _DROPPED_BATCHES = "telemetry_dropped_batches"
 _DROPPED_ENTRIES = "telemetry_dropped_entries"
+# Readings ever put into a batch, committed with the batch: what a soak expects the cloud to hold.
+_READINGS_BATCHED = "telemetry_readings_batched"
 
 # Given the running total of dropped entries, the payload of the batch to store.
 PayloadBuilder = Callable[[int], bytes]
@@ -79,6 +82,7 @@ class TelemetryBuffer:
         entries: int,
         profile_cursors: Mapping[str, int],
         keep: Collection[int] = (),
+        readings: int = 0,
     ) -> Appended:
         """Make room by dropping the oldest beyond the bounds, then store the batch (built with
         the drop total including this drop) and its profile cursors."""
@@ -103,6 +107,12 @@ class TelemetryBuffer:
                 (created_ms, entries, len(payload), payload),
             )
             row_id = int(cursor.lastrowid or 0)
+            if readings:
+                connection.execute(
+                    "INSERT INTO meta (key, value) VALUES (?, ?)"
+                    " ON CONFLICT (key) DO UPDATE SET value = value + excluded.value",
+                    (_READINGS_BATCHED, readings),
+                )
             connection.executemany(
                 "INSERT INTO profile_cursors (meter_id, next_block_ms) VALUES (?, ?)"
                 " ON CONFLICT (meter_id) DO UPDATE SET next_block_ms = excluded.next_block_ms",
@@ -206,4 +216,31 @@ def _set_meta(connection: sqlite3.Connection, key: str, value: int) -> None:
         "INSERT INTO meta (key, value) VALUES (?, ?)"
         " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
         (key, value),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class BatchedTotals:
+    """What a gateway's store says it ever batched and dropped (read by `switchyard soak`)."""
+
+    readings: int
+    dropped_entries: int
+    unsent_batches: int
+
+
+def read_batched_totals(path: Path) -> BatchedTotals:
+    """Read a gateway's store file read-only; zeros before its first batch."""
+    connection = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        values = dict(
+            connection.execute(
+                "SELECT key, value FROM meta WHERE key IN (?, ?)",
+                (_READINGS_BATCHED, _DROPPED_ENTRIES),
+            ).fetchall()
+        )
+        unsent = int(connection.execute("SELECT count(*) FROM telemetry").fetchone()[0])
+    finally:
+        connection.close()
+    return BatchedTotals(
+        int(values.get(_READINGS_BATCHED, 0)), int(values.get(_DROPPED_ENTRIES, 0)), unsent
     )

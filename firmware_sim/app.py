@@ -17,6 +17,8 @@ from firmware_sim.faults import LinkFaults
 from firmware_sim.fleet import Fleet, FleetSpec, generate_fleet, load_fleet_file
 from firmware_sim.link_server import LinkServer
 from firmware_sim.settings import SimSettings
+from firmware_sim.store import CHECKPOINT_EVERY_S, STORE_FILE, MeterStore
+from wire.clock import now_ms as wall_now_ms
 
 log = logging.getLogger(__name__)
 
@@ -36,8 +38,62 @@ def fleet_spec(settings: SimSettings) -> FleetSpec:
 @asynccontextmanager
 async def running_link(settings: SimSettings) -> AsyncIterator[LinkServer]:
     """A listening link server for the configured fleet, closed on exit (tests use port 0)."""
-    clock = ScaledClock(settings.time_scale)
+    if settings.state_dir is None:
+        fleet = Fleet.from_spec(
+            fleet_spec(settings), ScaledClock(settings.time_scale), seed=settings.seed
+        )
+        async with _serving(settings, fleet) as server:
+            yield server
+        return
+    store = MeterStore.open(settings.state_dir / STORE_FILE)
+    try:
+        # Meter time never runs backwards across a restart, even when it runs faster than wall.
+        origin_ms = max(wall_now_ms(), store.meter_time_ms())
+        clock = ScaledClock(settings.time_scale, origin_ms=origin_ms)
+        fleet = _durable_fleet(settings, store, clock)
+        async with _serving(settings, fleet) as server, _checkpointing(store, fleet, clock):
+            yield server
+    finally:
+        store.close()
+
+
+def _durable_fleet(settings: SimSettings, store: MeterStore, clock: ScaledClock) -> Fleet:
+    """The fleet file's meters, each as the store last kept it (a new meter as the file says)."""
     fleet = Fleet.from_spec(fleet_spec(settings), clock, seed=settings.seed)
+    saved = store.load()
+    for meter in fleet:
+        kept = saved.get(meter.meter_id)
+        if kept is not None:
+            meter.restore(kept.snapshot, kept.events)
+        meter.journal = store
+    store.checkpoint(fleet, clock.now_ms())
+    log.info(
+        "meter state from %s: %d of %d meters restored", settings.state_dir, len(saved), len(fleet)
+    )
+    return fleet
+
+
+@asynccontextmanager
+async def _checkpointing(
+    store: MeterStore, fleet: Fleet, clock: ScaledClock
+) -> AsyncIterator[None]:
+    """Save every meter's registers now and then, and once more on a clean stop."""
+
+    async def loop() -> None:
+        while True:
+            await asyncio.sleep(CHECKPOINT_EVERY_S)
+            store.checkpoint(fleet, clock.now_ms())
+
+    task = asyncio.create_task(loop(), name="sim-checkpoint")
+    try:
+        yield
+    finally:
+        task.cancel()
+        store.checkpoint(fleet, clock.now_ms())
+
+
+@asynccontextmanager
+async def _serving(settings: SimSettings, fleet: Fleet) -> AsyncIterator[LinkServer]:
     faults = LinkFaults(
         latency_ms=settings.latency_ms,
         loss=settings.loss,

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import logging
 from collections import deque
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from datetime import date
 from itertools import islice
+from typing import Protocol
 
 from firmware_sim.clock import Clock
 from firmware_sim.disconnect_control import DisconnectControl, Method, Outcome
@@ -28,6 +30,30 @@ class MeterCounters:
     transitions_refused: int = 0
     power_failures: int = 0
     load_limit_trips: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class MeterSnapshot:
+    """What a meter keeps in non-volatile memory: control state, counters, registers."""
+
+    meter_id: str
+    control_state: ControlState
+    control_mode: int
+    supplied: bool
+    last_event_seq: int
+    counters: MeterCounters
+    import_wh: float
+    export_wh: float
+    import_vah: float
+    integrated_to_ms: int
+
+
+class MeterJournal(Protocol):
+    """Where a meter writes its state and new events before it answers (see firmware_sim.store)."""
+
+    def save(self, snapshot: MeterSnapshot, events: Sequence[LinkEvent]) -> None:
+        """Make this state and these events durable."""
+        ...
 
 
 class SimMeter:
@@ -66,6 +92,9 @@ class SimMeter:
         self._last_event_seq = 0
         self._supplied = True
         self._status: MeterStatus | None = None
+        # Non-volatile memory: None keeps everything in RAM (tests, benchmarks).
+        self.journal: MeterJournal | None = None
+        self._unsaved: list[LinkEvent] = []
 
     @property
     def control_state(self) -> ControlState:
@@ -91,6 +120,35 @@ class SimMeter:
     def last_event_seq(self) -> int:
         """Sequence number of the newest event, 0 before the first."""
         return self._last_event_seq
+
+    def snapshot(self) -> MeterSnapshot:
+        """The state a restart must find again."""
+        metrology = self._metrology
+        return MeterSnapshot(
+            meter_id=self.meter_id,
+            control_state=self.control_state,
+            control_mode=self.control_mode,
+            supplied=self._supplied,
+            last_event_seq=self._last_event_seq,
+            counters=replace(self.counters),  # a copy: the live counters keep counting
+            import_wh=metrology.exact_import_wh,
+            export_wh=metrology.exact_export_wh,
+            import_vah=metrology.exact_import_vah,
+            integrated_to_ms=metrology.integrated_to_ms,
+        )
+
+    def restore(self, snapshot: MeterSnapshot, events: Sequence[LinkEvent]) -> None:
+        """Come back from a restart with what non-volatile memory kept."""
+        self._disconnect_control = DisconnectControl(snapshot.control_mode, snapshot.control_state)
+        self._supplied = snapshot.supplied
+        self._last_event_seq = snapshot.last_event_seq
+        self.counters = snapshot.counters
+        self._metrology.restore(
+            snapshot.import_wh, snapshot.export_wh, snapshot.import_vah, snapshot.integrated_to_ms
+        )
+        self._events.clear()
+        self._events.extend(events)
+        self._status = None
 
     @property
     def status(self) -> MeterStatus:
@@ -139,6 +197,7 @@ class SimMeter:
         self._supplied = False
         self.counters.power_failures += 1
         self._record(now_ms, EventCode.POWER_FAIL, "supply lost")
+        self._save()
 
     def supply_restored(self) -> None:
         """The feeder comes back: event 102."""
@@ -147,6 +206,7 @@ class SimMeter:
         now_ms = self._advance()
         self._supplied = True
         self._record(now_ms, EventCode.POWER_RESTORE, "supply restored")
+        self._save()
 
     def reading(self) -> Reading:
         """Instantaneous registers now."""
@@ -189,6 +249,7 @@ class SimMeter:
         if not outcome.applied:
             self.counters.transitions_refused += 1
             log.debug("meter %s: %s", self.meter_id, outcome.describe())
+            self._save()
             return outcome
         self.counters.transitions_applied += 1
         self._status = None
@@ -198,6 +259,7 @@ class SimMeter:
             self._record(now_ms, EventCode.LOAD_SWITCH_DISCONNECTED, outcome.describe())
         elif self.output_state and not output_before:
             self._record(now_ms, EventCode.LOAD_SWITCH_CONNECTED, outcome.describe())
+        self._save()
         return outcome
 
     def _advance(self) -> int:
@@ -208,13 +270,19 @@ class SimMeter:
 
     def _record(self, at_ms: int, code: EventCode, detail: str) -> None:
         self._last_event_seq += 1
-        self._events.append(
-            LinkEvent(
-                seq=self._last_event_seq,
-                code=int(code),
-                at_ms=at_ms,
-                control_state=self.control_state,
-                detail=detail,
-            )
+        event = LinkEvent(
+            seq=self._last_event_seq,
+            code=int(code),
+            at_ms=at_ms,
+            control_state=self.control_state,
+            detail=detail,
         )
+        self._events.append(event)
+        self._unsaved.append(event)
         self._status = None
+
+    def _save(self) -> None:
+        """Write the changed state through to non-volatile memory before anyone is answered."""
+        if self.journal is not None:
+            self.journal.save(self.snapshot(), self._unsaved)
+        self._unsaved.clear()

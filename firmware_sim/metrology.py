@@ -97,6 +97,34 @@ class Metrology:
         """Cumulative apparent energy while importing, whole VAh."""
         return int(self._import_vah)
 
+    @property
+    def exact_import_wh(self) -> float:
+        """The import register with its fraction, for a checkpoint."""
+        return self._import_wh
+
+    @property
+    def exact_export_wh(self) -> float:
+        """The export register with its fraction, for a checkpoint."""
+        return self._export_wh
+
+    @property
+    def exact_import_vah(self) -> float:
+        """The apparent-energy register with its fraction, for a checkpoint."""
+        return self._import_vah
+
+    @property
+    def integrated_to_ms(self) -> int:
+        """Meter time the registers have been brought up to."""
+        return self._integrated_to_ms
+
+    def restore(
+        self, import_wh: float, export_wh: float, import_vah: float, integrated_to_ms: int
+    ) -> None:
+        """Resume from a checkpoint; the open block starts again, the captured profile is lost."""
+        self._import_wh, self._export_wh, self._import_vah = import_wh, export_wh, import_vah
+        self._integrated_to_ms = integrated_to_ms
+        self._block = self._open_block(integrated_to_ms)
+
     def advance(self, now_ms: int, *, supplied: bool, load_connected: bool) -> None:
         """Integrate from the last call to `now_ms`; supply and switch held steady all along."""
         at_ms = self._integrated_to_ms

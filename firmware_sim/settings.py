@@ -31,6 +31,8 @@ class SimSettings(BaseSettings):
     # NoDecode: the environment may say "MTR000001,MTR000002" as well as a JSON list.
     unreachable: Annotated[list[MeterId], NoDecode] = Field(default_factory=list)
     time_scale: Annotated[float, Field(gt=0)] = 1.0
+    # The meters' non-volatile memory (firmware_sim.store); None: state lives in RAM only.
+    state_dir: Path | None = None
     log_level: str = "INFO"
 
     @field_validator("unreachable", mode="before")

@@ -108,6 +108,9 @@ def build_parser() -> argparse.ArgumentParser:
     from switchyard.bench import add_bench_parser
 
     add_bench_parser(sub)
+    from switchyard.soak import add_soak_parser
+
+    add_soak_parser(sub)
     return parser
 
 
@@ -267,6 +270,10 @@ def main(argv: list[str] | None = None) -> int:
         from switchyard.bench import run_bench
 
         return run_bench(args)
+    if args.command == "soak":
+        from switchyard.soak.run import run_soak_command
+
+        return run_soak_command(args)
     raise AssertionError(f"unhandled command {args.command}")
 
 

@@ -297,6 +297,8 @@ def _start_sim(stack: LocalStack, fleet_file: Path, logs: Path) -> ManagedProces
                 "SWITCHYARD_SIM_LINK_PORT": str(stack.link_port),
                 "SWITCHYARD_SIM_LATENCY_MS": str(options.link_latency_ms),
                 "SWITCHYARD_SIM_TIME_SCALE": str(options.time_scale),
+                # The meters' non-volatile memory: a restarted simulator finds its fleet again.
+                "SWITCHYARD_SIM_STATE_DIR": str(logs.parent / "sim"),
                 **options.sim_env,
             }
         ),

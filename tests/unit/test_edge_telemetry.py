@@ -12,7 +12,13 @@ from edge_gateway.errors import PublishError
 from edge_gateway.metrics import GatewayMetrics
 from edge_gateway.store import OutboundKind, OutboundMessage, Store
 from edge_gateway.telemetry import TelemetryCollector
-from edge_gateway.telemetry_buffer import BacklogBounds, DropTotals, TelemetryBuffer
+from edge_gateway.telemetry_buffer import (
+    BacklogBounds,
+    BatchedTotals,
+    DropTotals,
+    TelemetryBuffer,
+    read_batched_totals,
+)
 from edge_gateway.telemetry_publisher import TelemetryPublisher
 from firmware_sim.clock import ManualClock
 from firmware_sim.fleet import Fleet, FleetSpec, MeterSpec
@@ -372,3 +378,15 @@ async def test_a_batch_says_when_its_reads_began_and_each_reading_its_event_sequ
     assert (batch.read_ms, batch.at_ms) == (1_800_000_000_000, 1_800_000_000_250)
     seqs = {r.meter_id: (r.relay, r.event_seq) for r in batch.readings}
     assert seqs == {"MTR1": (RelayState.CONNECTED, 0), "MTR2": (RelayState.CONNECTED, 1)}
+
+
+async def test_batched_readings_are_counted_durably_and_survive_sending(
+    store: Store, tmp_path: Path
+) -> None:
+    buffer = TelemetryBuffer(store, BacklogBounds(100, 1 << 30, 86_400.0))
+    first = await buffer.append(lambda _d: _payload(1), entries=4, profile_cursors={}, readings=3)
+    await buffer.append(lambda _d: _payload(2), entries=2, profile_cursors={}, readings=2)
+    await buffer.delete([first.row.id])  # acknowledged and forgotten: the count stays
+
+    totals = read_batched_totals(tmp_path / "edge.sqlite3")
+    assert totals == BatchedTotals(readings=5, dropped_entries=0, unsent_batches=1)
