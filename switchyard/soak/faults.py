@@ -5,6 +5,7 @@ broker links (a fault proxy) and latency and loss on the meter link (the simulat
 from __future__ import annotations
 
 import random
+import signal
 import socket
 import threading
 import time
@@ -43,16 +44,17 @@ class Injected:
     held_s: float
 
 
-def _revive(stack: LocalStack, part: ManagedProcess, port: int | None) -> None:
-    """Bring a killed part back and wait until it listens. The lead points this at the
-    supervisor when it lands (then the soak only waits)."""
-    # A supervising stack restarts the part itself: then only wait for it to be back.
-    if getattr(stack, "supervisor", None) is None:
-        part.start()
+def _revive(stack: LocalStack, part: ManagedProcess, restarts: int, port: int | None) -> None:
+    """Wait until the stack's supervisor has brought a killed part back and it listens."""
+    supervisor = stack.supervisor
+    if supervisor is None:
+        raise RuntimeError("the soak needs a supervised stack")
+    if not supervisor.wait_restarted(part.name, restarts, timeout_s=_READY_TIMEOUT_S):
+        raise RuntimeError(f"{part.name} did not come back within {_READY_TIMEOUT_S:.0f}s")
     deadline = time.monotonic() + _READY_TIMEOUT_S
-    while not (part.alive() and (port is None or port_open(stack.options.host, port))):
+    while port is not None and not port_open(stack.options.host, port):
         if time.monotonic() > deadline:
-            raise RuntimeError(f"{part.name} did not come back within {_READY_TIMEOUT_S:.0f}s")
+            raise RuntimeError(f"{part.name} not listening within {_READY_TIMEOUT_S:.0f}s")
         time.sleep(0.05)
 
 
@@ -133,8 +135,11 @@ class FaultInjector:
         raise AssertionError(f"unknown fault {kind}")
 
     def _kill(self, part: ManagedProcess, port: int | None) -> Callable[[], None]:
-        part.kill()
-        return lambda: _revive(self._stack, part, port)
+        # A crash, not a stop: the part stays wanted, so the supervisor restarts it.
+        assert self._stack.supervisor is not None
+        restarts = self._stack.supervisor.restarts[part.name] + 1
+        part.signal(signal.SIGKILL)
+        return lambda: _revive(self._stack, part, restarts, port)
 
     def _link_faults(self, **faults: float) -> None:
         """The simulator's `fault` op: change its link faults (a restart clears them too)."""
