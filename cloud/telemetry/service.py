@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from cloud.batching import BatchCommitter
 from cloud.commands.lifecycle import CommandState, Origin
-from cloud.commands.reported import correct_from_readings
+from cloud.commands.reported import ReadingCorrector
 from cloud.db.models import Command, Gateway
 from cloud.db.session import Database
 from cloud.db.upsert import insert_ignoring_duplicates
@@ -113,12 +113,13 @@ class InfluxTelemetry:
     ) -> None:
         self.pipeline = pipeline
         self._drops = drops
+        self._relays = ReadingCorrector(drops.db)
         self._metrics = metrics
 
     async def handle_batch(self, batch: TelemetryBatch) -> None:
         """Take one validated batch; return once it is written or spooled."""
         await self._drops.observe(batch)
-        await correct_from_readings(self._drops.db, batch)
+        await self._relays.correct(batch)
         entries = len(batch.readings) + len(batch.profile)
         await self.pipeline.submit(batch_lines(batch), entries + (1 if batch.at_ms else 0))
         self._metrics.batches.labels("true" if batch.historical else "false").inc()
@@ -169,6 +170,7 @@ class EmbeddedTelemetry:
     ) -> None:
         self.store = store
         self._drops = drops
+        self._relays = ReadingCorrector(drops.db)
         self._metrics = metrics
         self._retention_check_s = retention_check_s
         self._committer: BatchCommitter[TelemetryBatch] = BatchCommitter(
@@ -178,7 +180,7 @@ class EmbeddedTelemetry:
     async def handle_batch(self, batch: TelemetryBatch) -> None:
         """Take one validated batch; return once its readings are committed."""
         await self._drops.observe(batch)
-        await correct_from_readings(self._drops.db, batch)
+        await self._relays.correct(batch)
         await self._committer.submit(batch)
         self._metrics.batches.labels("true" if batch.historical else "false").inc()
         self._metrics.readings.inc(len(batch.readings))
