@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from cloud.batching import BatchCommitter
 from cloud.commands.lifecycle import CommandState, Origin
-from cloud.commands.reported import correct_from_readings
+from cloud.commands.reported import ReadingCorrector
 from cloud.db.models import Command, Gateway
 from cloud.db.session import Database
 from cloud.db.upsert import insert_ignoring_duplicates
@@ -124,13 +124,14 @@ class InfluxTelemetry:
         self._kept = kept
         self._once = OncePerKey()
         self._drops = drops
+        self._relays = ReadingCorrector(drops.db)
         self._metrics = metrics
         self._prune_s = prune_s
 
     async def handle_batch(self, batch: TelemetryBatch) -> None:
         """Take one validated batch; return once it is written or spooled, or known as kept."""
         await self._drops.observe(batch)
-        await correct_from_readings(self._drops.db, batch)
+        await self._relays.correct(batch)
         entries = len(batch.readings) + len(batch.profile)
         points = entries + (1 if batch.at_ms else 0)
         key = batch_key(batch)
@@ -199,6 +200,7 @@ class EmbeddedTelemetry:
         self._kept = kept
         self._prune_s = prune_s
         self._drops = drops
+        self._relays = ReadingCorrector(drops.db)
         self._metrics = metrics
         self._retention_check_s = retention_check_s
         self._committer: BatchCommitter[TelemetryBatch] = BatchCommitter(
@@ -208,7 +210,7 @@ class EmbeddedTelemetry:
     async def handle_batch(self, batch: TelemetryBatch) -> None:
         """Take one validated batch; return once its readings are committed (or were before)."""
         await self._drops.observe(batch)
-        await correct_from_readings(self._drops.db, batch)
+        await self._relays.correct(batch)
         await self._committer.submit(batch)
 
     async def record_events(self, events: Sequence[MeterEvent]) -> None:

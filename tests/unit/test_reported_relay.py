@@ -22,7 +22,7 @@ from cloud.commands.presence import EventRecorder, PresenceTracker
 from cloud.commands.reported import (
     Observation,
     OrderKey,
-    correct_from_readings,
+    ReadingCorrector,
     supersedes,
     update_reported,
 )
@@ -104,6 +104,7 @@ class World:
     acks: AckApplier
     presence: PresenceTracker
     events: EventRecorder
+    corrector: ReadingCorrector
     boots: int = 0
 
     async def meter(self, meter_id: str) -> Meter:
@@ -230,6 +231,7 @@ async def _build(db: Database) -> World:
         acks=AckApplier(db, metrics, AckRetryPolicy(30, 3)),
         presence=PresenceTracker(db, factory, metrics, dispatcher.wake),
         events=EventRecorder(db, metrics),
+        corrector=ReadingCorrector(db),
     )
 
 
@@ -315,8 +317,7 @@ async def test_an_ack_without_a_key_does_not_overwrite_a_keyed_state(world: Worl
 async def test_a_fresh_reading_corrects_a_stale_reported_state(world: World) -> None:
     await world.birth(_report("MTR1", DISCONNECTED, 1, T0_MS), at_ms=T0_MS + 100)
     # The consumer's button (or anything whose report was lost) switched MTR1 on: event 2.
-    await correct_from_readings(
-        world.db,
+    await world.corrector.correct(
         _batch(
             _reading("MTR1", CONNECTED, 2),
             _reading("MTR2", DISCONNECTED, 0),
@@ -339,36 +340,26 @@ async def test_a_reading_older_than_the_held_state_is_ignored(world: World) -> N
     command = await world.connect_in_flight("MTR1")
     await world.executed(command, CONNECTED, seq=2, read_ms=T0_MS + 2_500)
     # Read before the command ran, delivered after it (a replayed backlog, say).
-    await correct_from_readings(
-        world.db, _batch(_reading("MTR1", DISCONNECTED, 1), read_ms=T0_MS + 3_000)
-    )
-    await correct_from_readings(
-        world.db, _batch(_reading("MTR1", DISCONNECTED, 2), read_ms=T0_MS + 2_000)
-    )
+    await world.corrector.correct(_batch(_reading("MTR1", DISCONNECTED, 1), read_ms=T0_MS + 3_000))
+    await world.corrector.correct(_batch(_reading("MTR1", DISCONNECTED, 2), read_ms=T0_MS + 2_000))
     meter = await world.meter("MTR1")
     assert (meter.reported_relay, meter.reported_event_seq) == ("connected", 2)
 
 
 async def test_a_reading_that_repeats_the_held_state_writes_nothing(world: World) -> None:
     await world.birth(_report("MTR1", DISCONNECTED, 3, T0_MS), at_ms=T0_MS + 100)
-    await correct_from_readings(
-        world.db, _batch(_reading("MTR1", DISCONNECTED, 3), read_ms=T0_MS + 60_000)
-    )
+    await world.corrector.correct(_batch(_reading("MTR1", DISCONNECTED, 3), read_ms=T0_MS + 60_000))
     assert (await world.meter("MTR1")).reported_read_ms == T0_MS, "the row was rewritten"
     # At the same sequence a later read that differs does correct it (no event for "ready").
-    await correct_from_readings(
-        world.db, _batch(_reading("MTR1", READY, 3), read_ms=T0_MS + 120_000)
-    )
+    await world.corrector.correct(_batch(_reading("MTR1", READY, 3), read_ms=T0_MS + 120_000))
     assert (await world.meter("MTR1")).reported_relay == "ready_for_reconnection"
 
 
 async def test_readings_without_a_key_or_from_another_dcu_correct_nothing(world: World) -> None:
     await world.birth(_report("MTR1", DISCONNECTED, 1, T0_MS), at_ms=T0_MS + 100)
-    await correct_from_readings(
-        world.db, _batch(_reading("MTR1", CONNECTED, None), read_ms=T0_MS + 60_000)
-    )
-    await correct_from_readings(
-        world.db, _batch(_reading("MTR1", CONNECTED, 9), read_ms=T0_MS + 60_000, dcu_id="DCU02")
+    await world.corrector.correct(_batch(_reading("MTR1", CONNECTED, None), read_ms=T0_MS + 60_000))
+    await world.corrector.correct(
+        _batch(_reading("MTR1", CONNECTED, 9), read_ms=T0_MS + 60_000, dcu_id="DCU02")
     )
     assert (await world.meter("MTR1")).reported_relay == "disconnected"
 
@@ -414,8 +405,8 @@ async def test_a_correction_never_overwrites_an_ack_committed_after_its_read(
                 read_ms=T0_MS + 6_000,
             )
         )
-        await correct_from_readings(
-            racing, _batch(_reading("MTR1", CONNECTED, 2), read_ms=T0_MS + 5_000)
+        await ReadingCorrector(racing).correct(
+            _batch(_reading("MTR1", CONNECTED, 2), read_ms=T0_MS + 5_000)
         )
         assert not racing.before_write, "the ack was not applied between read and write"
         meter = await world.meter("MTR1")
@@ -453,7 +444,7 @@ async def test_a_correction_locks_meters_in_the_order_the_ack_path_does(world: W
     )
     async with world.db.write() as session:
         await lock_meters(session, ["MTR1"])
-        correction = asyncio.create_task(correct_from_readings(world.db, batch))
+        correction = asyncio.create_task(world.corrector.correct(batch))
         deadline = asyncio.get_running_loop().time() + 10
         while await _sessions_waiting_for_a_lock(world.db) == 0:
             assert not correction.done(), "the correction did not wait for the locked meter"
@@ -511,5 +502,57 @@ async def test_revision_0006_upgrades_and_downgrades_a_database_holding_meters(
             assert kept.scalars().all() == ["connected"]
             accounts = await connection.execute(text("SELECT count(*) FROM accounts"))
             assert accounts.scalar() == 1
+    finally:
+        await db.close()
+
+
+class CountingReads(Database):
+    """The cloud database, counting the read sessions opened."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__(Database.from_url(url).engine)
+        self.reads = 0
+
+    @asynccontextmanager
+    async def read(self) -> AsyncIterator[AsyncSession]:
+        self.reads += 1
+        async with super().read() as session:
+            yield session
+
+
+class ManualSeconds:
+    def __init__(self) -> None:
+        self.now_s = 1000.0
+
+    def __call__(self) -> float:
+        return self.now_s
+
+
+async def test_a_repeated_reading_is_answered_from_memory_until_the_recheck(
+    database_url: str,
+) -> None:
+    db = CountingReads(database_url)
+    try:
+        world = await _build(db)
+        clock = ManualSeconds()
+        corrector = ReadingCorrector(db, recheck_s=600.0, clock=clock)
+        await world.birth(_report("MTR1", DISCONNECTED, 1, T0_MS), at_ms=T0_MS + 100)
+        await corrector.correct(_batch(_reading("MTR1", DISCONNECTED, 1), read_ms=T0_MS + 60_000))
+        # A later report says "ready" at the same sequence; then the meter is disconnected again
+        # without an event, and that switch's report is lost: only readings show it.
+        await world.birth(_report("MTR1", READY, 1, T0_MS + 90_000), at_ms=T0_MS + 90_100)
+        reads = db.reads
+        await corrector.correct(_batch(_reading("MTR1", DISCONNECTED, 1), read_ms=T0_MS + 120_000))
+        assert db.reads == reads, "a reading that repeats the last checked one asked the database"
+        assert (await world.meter("MTR1")).reported_relay == "ready_for_reconnection"
+        clock.now_s += 601.0
+        reads = db.reads
+        await corrector.correct(_batch(_reading("MTR1", DISCONNECTED, 1), read_ms=T0_MS + 720_000))
+        assert db.reads == reads + 1
+        meter = await world.meter("MTR1")
+        assert (meter.reported_relay, meter.reported_read_ms) == ("disconnected", T0_MS + 720_000)
+        # News is checked at once: another relay, or a higher sequence, whatever the memory says.
+        await corrector.correct(_batch(_reading("MTR1", CONNECTED, 2), read_ms=T0_MS + 780_000))
+        assert (await world.meter("MTR1")).reported_relay == "connected"
     finally:
         await db.close()
