@@ -18,7 +18,8 @@ from switchyard.pay import webhook_body
 from switchyard.procs import free_port
 from switchyard.stack import LocalStack, StackOptions, start_stack
 from tests.support.meterlink_probe import MeterLinkProbe
-from tests.support.stack_api import StackApi, wait_for
+from tests.support.stack_api import StackApi
+from tests.support.wait import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -184,7 +185,7 @@ def test_broker_restart_under_payments_leaves_every_reported_relay_true(
         return True if _shown_relays(api, accounts) == expected else None
 
     try:
-        wait_for("every paid account's reported relay to match its meter", all_true, 20.0)
+        wait_for("every paid account's reported relay to match its meter", all_true, timeout_s=20.0)
     except AssertionError:
         shown = _shown_relays(api, accounts)
         wrong = {a: (shown[a], real[a]) for a in real if shown[a] != expected[a]}

@@ -16,7 +16,7 @@ import pytest
 
 from switchyard.procs import free_port
 from tests.support.processes import processes_mentioning
-from tests.support.stack_api import wait_for
+from tests.support.wait import wait_for
 
 pytestmark = pytest.mark.integration
 

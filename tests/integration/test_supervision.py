@@ -20,7 +20,8 @@ from switchyard.supervisor import PartState, RestartPolicy
 from tests.integration.test_resilience import FAST_CLOUD, FAST_GATEWAY
 from tests.support.meterlink_probe import MeterLinkProbe
 from tests.support.processes import processes_mentioning
-from tests.support.stack_api import StackApi, wait_for
+from tests.support.stack_api import StackApi
+from tests.support.wait import wait_for
 
 pytestmark = pytest.mark.integration
 
