@@ -12,6 +12,7 @@ from firmware_sim.clock import ScaledClock
 from firmware_sim.faults import LinkFaults
 from firmware_sim.fleet import Fleet, FleetSpec, MeterSpec, generate_fleet
 from firmware_sim.link_server import LinkServer
+from tests.support.wait import wait_for_async
 from wire.messages import EventCode, RelayState
 from wire.meterlink import (
     MAX_FRAME_BYTES,
@@ -294,14 +295,13 @@ async def test_profile_blocks_come_over_the_link() -> None:
     async with LinkServer(fleet) as server:
         client = await LinkClient.connect(server.address)
         await client.hello()
-        loop = asyncio.get_running_loop()
-        deadline_s = loop.time() + ANSWER_DEADLINE_S
-        profile: list[Any] = []
-        while len(profile) < 2 and loop.time() < deadline_s:
+
+        async def two_blocks() -> list[Any] | None:
             answer = await client.call(LinkOp.PROFILE, meter_id="MTR1", since_ms=0)
-            profile = list(answer.profile or [])
-            await asyncio.sleep(0.05)  # a poll interval, bounded by the deadline above
+            blocks = list(answer.profile or [])
+            return blocks if len(blocks) >= 2 else None
+
+        profile = await wait_for_async("two blocks", two_blocks, timeout_s=ANSWER_DEADLINE_S)
         await client.close()
-    assert len(profile) >= 2
     assert profile[1].block_start_ms - profile[0].block_start_ms == 15 * 60 * 1000
     assert profile[1].import_wh > 0
