@@ -81,7 +81,10 @@ def banner(stack: LocalStack, shown_accounts: int = 5) -> str:
 def run_stack(options: StackOptions) -> int:
     """Start the stack, print how to use it, and stop it all on Ctrl-C or SIGTERM."""
     logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S", stream=sys.stdout
+        level=logging.WARNING,
+        format="%(asctime)s %(message)s",
+        datefmt="%H:%M:%S",
+        stream=sys.stdout,
     )
     with ShutdownSignals().installed() as signals:
         try:
