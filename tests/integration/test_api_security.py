@@ -35,6 +35,7 @@ ROUTE_ROLES = {
     ("GET", "/api/v1/commands"): VIEWER,
     ("GET", "/api/v1/gateways"): VIEWER,
     ("GET", "/api/v1/audit"): VIEWER,
+    ("GET", "/api/v1/payments/conflicts"): VIEWER,
     ("GET", "/api/v1/meters/{meter_id}/readings"): VIEWER,
     ("POST", "/api/v1/accounts/{account_id}/bills"): OPERATOR,
     ("POST", "/api/v1/accounts/{account_id}/adjustments"): OPERATOR,
