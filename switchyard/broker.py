@@ -12,6 +12,7 @@ from pathlib import Path
 
 from switchyard.broker_credentials import BrokerCredentials, write_acl, write_dynsec
 from switchyard.procs import ManagedProcess, ProcessStartError, free_port
+from wire.limits import MAX_PACKET_BYTES
 
 
 def mosquitto_binary() -> str:
@@ -82,6 +83,8 @@ def security_lines(security: BrokerSecurity) -> list[str]:
         # own commands (acl_file checks none) and ties each gateway to its client id.
         f"plugin {security.dynsec_plugin}",
         f"plugin_opt_config_file {security.dynsec_file}",
+        # Larger publishes are refused (the client is disconnected) and never stored.
+        f"max_packet_size {MAX_PACKET_BYTES}",
     ]
 
 
