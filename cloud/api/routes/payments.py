@@ -11,6 +11,7 @@ from starlette.requests import ClientDisconnect
 
 from cloud.api.deps import RuntimeDep, ViewerDep
 from cloud.api.errors import error_responses
+from cloud.api.guard import MAX_BODY_BYTES
 from cloud.api.pagination import LimitQuery
 from cloud.api.schemas import Page, PaymentConflictOut, WebhookOut
 from cloud.clock import utcnow
@@ -20,8 +21,6 @@ from cloud.payments.webhook import WebhookError, parse_envelope, signature_valid
 
 router = APIRouter(prefix="/api/v1/payments", tags=["payments"])
 log = logging.getLogger(__name__)
-
-MAX_BODY_BYTES = 64 * 1024
 
 
 @router.post(
