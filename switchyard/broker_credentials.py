@@ -34,9 +34,10 @@ pattern write sy/v1/dcu/%u/meter/+/event
 pattern write sy/v1/dcu/%u/telemetry
 pattern write sy/v1/dcu/%u/state
 
-# The cloud publishes commands and reads what gateways say (also through $share/cloud/...).
+# The cloud publishes commands (and may watch its own) and reads what gateways say (also
+# through $share/cloud/...).
 user {CLOUD_USER}
-topic write sy/v1/dcu/+/meter/+/cmd
+topic readwrite sy/v1/dcu/+/meter/+/cmd
 topic read sy/v1/dcu/+/meter/+/ack
 topic read sy/v1/dcu/+/meter/+/event
 topic read sy/v1/dcu/+/telemetry
@@ -60,7 +61,7 @@ def dynsec_config(users: Sequence[str]) -> dict[str, object]:
         client: dict[str, object] = {"username": user, "roles": [{"rolename": user}]}
         if user == CLOUD_USER:
             # Several cloud processes share this user, each with its own id (its instance).
-            allowed = [f for k in TopicKind if k is not TopicKind.CMD for f in _both(k)]
+            allowed = [f for k in TopicKind for f in _both(k)]
         else:
             client["clientid"] = gateway_client_id(user)
             allowed = [gateway_command_filter(user)]

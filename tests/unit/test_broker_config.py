@@ -61,8 +61,9 @@ def test_acl_confines_gateways_to_their_own_dcu_and_the_cloud_name_is_no_dcu() -
     ]
     assert not is_valid_id(CLOUD_USER)
     cloud = rules[rules.index(f"user {CLOUD_USER}") + 1 :]
-    assert [line for line in cloud if line.startswith("topic write")] == [
-        "topic write sy/v1/dcu/+/meter/+/cmd"
+    # The cloud writes only commands (and may read them back); everything else it only reads.
+    assert [line for line in cloud if line.startswith(("topic write", "topic readwrite"))] == [
+        "topic readwrite sy/v1/dcu/+/meter/+/cmd"
     ]
 
 
