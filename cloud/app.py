@@ -9,6 +9,7 @@ from fastapi import FastAPI
 
 from cloud.access.tokens import Role, TokenAuthenticator
 from cloud.api.errors import install_error_handlers
+from cloud.api.guard import RequestGuard
 from cloud.api.routes import (
     accounts,
     audit,
@@ -52,6 +53,7 @@ def create_app(settings: CloudSettings) -> FastAPI:
         },
     )
     install_error_handlers(app)
+    app.add_middleware(RequestGuard)
     for module in (health, accounts, meters, commands, payments, gateways, audit, readings):
         app.include_router(module.router)
     for module in (billing, safeguards, notifications, policy, disconnection_runs):

@@ -68,6 +68,11 @@ class CloudMetrics:
         self.webhooks = Counter(
             "switchyard_payment_webhooks", "Payment webhooks, by outcome.", ["outcome"], registry=r
         )
+        self.payment_conflicts = Counter(
+            "switchyard_payment_conflicts",
+            "Known payment ids delivered again with another amount, currency or account.",
+            registry=r,
+        )
         self.gateways_online = Gauge(
             "switchyard_gateways_online", "Gateways whose last state is online.", registry=r
         )

@@ -17,6 +17,7 @@ from gmqtt.mqtt.constants import MQTTv50, PubRecReasonCode
 from gmqtt.storage import PersistentStorage
 
 from cloud.errors import BrokerUnavailable
+from wire.limits import MAX_PACKET_BYTES
 
 log = logging.getLogger(__name__)
 
@@ -125,6 +126,8 @@ class MqttTransport:
             persistent_storage=self._storage,
             session_expiry_interval=session_expiry_s,
             receive_maximum=inbound_receive_maximum,
+            # The broker drops, rather than sends us, anything larger.
+            maximum_packet_size=MAX_PACKET_BYTES,
         )
         if username:
             self._client.set_auth_credentials(username, password)

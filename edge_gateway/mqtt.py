@@ -21,6 +21,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 from edge_gateway.errors import MqttError, PublishError
 from edge_gateway.ports import InboundMessage, MessageHandler
 from edge_gateway.settings import GatewaySettings
+from wire.limits import MAX_PACKET_BYTES
 
 log = logging.getLogger(__name__)
 
@@ -122,6 +123,8 @@ class MqttClient:
         properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
         properties.SessionExpiryInterval = self._settings.mqtt_session_expiry_s
         properties.ReceiveMaximum = self._settings.mqtt_receive_maximum
+        # The broker drops, rather than sends us, anything larger.
+        properties.MaximumPacketSize = MAX_PACKET_BYTES
         self._client.connect_async(
             self._settings.mqtt_host,
             self._settings.mqtt_port,

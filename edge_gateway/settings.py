@@ -8,7 +8,7 @@ from typing import Literal
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from wire.ids import ID_PATTERN
+from wire.ids import ID_PATTERN, gateway_client_id
 from wire.signing import public_key_from_b64
 
 DEV_PLACEHOLDER = "dev-only-change-me"
@@ -115,4 +115,4 @@ class GatewaySettings(BaseSettings):
     @property
     def client_id(self) -> str:
         """MQTT client id; stable across restarts so the broker keeps our session."""
-        return f"edge-{self.dcu_id}"
+        return gateway_client_id(self.dcu_id)

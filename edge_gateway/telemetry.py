@@ -16,6 +16,7 @@ from edge_gateway.telemetry_buffer import TelemetryBuffer
 from edge_gateway.telemetry_publisher import TelemetryPublisher
 from wire import LoadProfileBlock, Reading, TelemetryBatch, encode
 from wire.clock import now_ms
+from wire.limits import MAX_ENTRIES
 from wire.messages import PROFILE_BLOCK_MS
 
 log = logging.getLogger(__name__)
@@ -23,6 +24,9 @@ log = logging.getLogger(__name__)
 # Readings of this many meters per link request, and per batch: each answer frame and each
 # MQTT message stays well under its size limit (about 60 KB of JSON).
 METERS_PER_BATCH = 200
+# Profile blocks of one meter per batch (6 hours): a batch stays within wire.limits.MAX_ENTRIES,
+# and a meter back after a long outage catches up over the next intervals, nothing skipped.
+PROFILE_BLOCKS_PER_METER = (MAX_ENTRIES - METERS_PER_BATCH) // METERS_PER_BATCH
 
 
 class TelemetrySource(Protocol):
@@ -116,6 +120,7 @@ class TelemetryCollector:
             if isinstance(answer, BaseException):
                 raise answer
             cursor = self._cursors.get(reading.meter_id, 0)
+            answer = answer[:PROFILE_BLOCKS_PER_METER]
             if answer:
                 profile.extend(answer)
                 cursors[reading.meter_id] = answer[-1].block_start_ms + PROFILE_BLOCK_MS

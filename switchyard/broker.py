@@ -10,8 +10,9 @@ import signal
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from switchyard.broker_credentials import BrokerCredentials, write_acl
+from switchyard.broker_credentials import BrokerCredentials, write_acl, write_dynsec
 from switchyard.procs import Launch, ManagedProcess, ProcessStartError, free_port, port_open
+from wire.limits import MAX_PACKET_BYTES
 
 
 def mosquitto_binary() -> str:
@@ -31,13 +32,38 @@ class BrokerSecurity:
     key_file: Path
     password_file: Path
     acl_file: Path
+    dynsec_file: Path
+    dynsec_plugin: Path
 
     @classmethod
-    def from_credentials(cls, creds: BrokerCredentials, acl_file: Path) -> BrokerSecurity:
-        """The files of a credentials directory, with the ACL written at `acl_file`."""
+    def from_credentials(
+        cls, creds: BrokerCredentials, acl_file: Path, dynsec_file: Path
+    ) -> BrokerSecurity:
+        """The files of a credentials directory, with the ACL and plugin configuration given."""
         return cls(
-            creds.ca_cert, creds.server_cert, creds.server_key, creds.password_file, acl_file
+            creds.ca_cert,
+            creds.server_cert,
+            creds.server_key,
+            creds.password_file,
+            acl_file,
+            dynsec_file,
+            dynsec_plugin_path(),
         )
+
+
+def dynsec_plugin_path() -> Path:
+    """The dynamic-security plugin that ships with Mosquitto 2."""
+    for candidate in _DYNSEC_PLUGINS:
+        if candidate.exists():
+            return candidate
+    raise ProcessStartError("mosquitto_dynamic_security.so not found: install Mosquitto 2")
+
+
+_DYNSEC_PLUGINS = (
+    Path("/usr/lib/x86_64-linux-gnu/mosquitto_dynamic_security.so"),
+    Path("/usr/lib/aarch64-linux-gnu/mosquitto_dynamic_security.so"),
+    Path("/usr/lib/mosquitto_dynamic_security.so"),
+)
 
 
 def security_lines(security: BrokerSecurity) -> list[str]:
@@ -53,6 +79,12 @@ def security_lines(security: BrokerSecurity) -> list[str]:
         "require_certificate true",
         "use_identity_as_username false",
         "tls_version tlsv1.2",
+        # Consulted before password_file and acl_file: refuses subscriptions beyond a gateway's
+        # own commands (acl_file checks none) and ties each gateway to its client id.
+        f"plugin {security.dynsec_plugin}",
+        f"plugin_opt_config_file {security.dynsec_file}",
+        # Larger publishes are refused (the client is disconnected) and never stored.
+        f"max_packet_size {MAX_PACKET_BYTES}",
     ]
 
 
@@ -152,5 +184,9 @@ def start_secure_broker(
     launch: Launch | None = None,
 ) -> Broker:
     """Start Mosquitto with the project's security: TLS listener, passwords and the ACL."""
-    security = BrokerSecurity.from_credentials(creds, write_acl(workdir / "acl"))
+    security = BrokerSecurity.from_credentials(
+        creds,
+        write_acl(workdir / "acl"),
+        write_dynsec(workdir / "dynamic-security.json", sorted(creds.passwords)),
+    )
     return start_broker(workdir, replace(config or BrokerConfig(), security=security), launch)

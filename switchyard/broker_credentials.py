@@ -15,7 +15,8 @@ from pathlib import Path
 
 from switchyard.mqtt_pki import CertifiedKey, issue, make_ca
 from switchyard.procs import ProcessStartError
-from wire.ids import is_valid_id
+from wire.ids import gateway_client_id, is_valid_id
+from wire.topics import TopicKind, cloud_filter, gateway_command_filter, shared
 
 # '@' never appears in a DCU id (wire.ids.ID_PATTERN), so no gateway user can be the cloud and
 # the `%u` patterns below, applied to the cloud's own name, match no real DCU's topics.
@@ -33,9 +34,10 @@ pattern write sy/v1/dcu/%u/meter/+/event
 pattern write sy/v1/dcu/%u/telemetry
 pattern write sy/v1/dcu/%u/state
 
-# The cloud publishes commands and reads what gateways say (also through $share/cloud/...).
+# The cloud publishes commands (and may watch its own) and reads what gateways say (also
+# through $share/cloud/...).
 user {CLOUD_USER}
-topic write sy/v1/dcu/+/meter/+/cmd
+topic readwrite sy/v1/dcu/+/meter/+/cmd
 topic read sy/v1/dcu/+/meter/+/ack
 topic read sy/v1/dcu/+/meter/+/event
 topic read sy/v1/dcu/+/telemetry
@@ -43,6 +45,61 @@ topic read sy/v1/dcu/+/state
 """
 
 _PASSWORD_BYTES = 24
+
+
+# Mosquitto 2.0's acl_file never checks a SUBSCRIBE (it grants every filter and checks read
+# access per delivery), so a gateway could join the cloud's `$share/cloud/...` groups and be
+# handed, then denied, other DCUs' acks. The dynamic-security plugin, consulted first, refuses
+# every subscription but a gateway's own command filter and binds each user to one client id;
+# it defers publish and delivery checks to the acl_file and passwords to the password file.
+def dynsec_config(users: Sequence[str]) -> dict[str, object]:
+    """The dynamic-security plugin's configuration for these users."""
+    clients: list[dict[str, object]] = []
+    roles: list[dict[str, object]] = []
+    for user in sorted(users):
+        check_user(user)
+        client: dict[str, object] = {"username": user, "roles": [{"rolename": user}]}
+        if user == CLOUD_USER:
+            # Several cloud processes share this user, each with its own id (its instance).
+            allowed = [f for k in TopicKind for f in _both(k)]
+        else:
+            client["clientid"] = gateway_client_id(user)
+            allowed = [gateway_command_filter(user)]
+        clients.append(client)
+        acls = [_subscribe(topic_filter, allow=True, priority=1) for topic_filter in allowed]
+        roles.append({"rolename": user, "acls": [*acls, _subscribe("#", allow=False)]})
+    return {
+        # Deferring (false) hands publish and delivery checks to the acl_file.
+        "defaultACLAccess": {
+            "publishClientSend": False,
+            "publishClientReceive": False,
+            "subscribe": False,
+            "unsubscribe": False,
+        },
+        "clients": clients,
+        "groups": [],
+        "roles": roles,
+    }
+
+
+def _both(kind: TopicKind) -> tuple[str, str]:
+    return cloud_filter(kind), shared(cloud_filter(kind))
+
+
+def _subscribe(topic_filter: str, *, allow: bool, priority: int = 0) -> dict[str, object]:
+    return {
+        "acltype": "subscribePattern",
+        "topic": topic_filter,
+        "priority": priority,
+        "allow": allow,
+    }
+
+
+def write_dynsec(path: Path, users: Sequence[str]) -> Path:
+    """Write the dynamic-security plugin's configuration for these users."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(dynsec_config(users), indent=1) + "\n")
+    return path
 
 
 class CredentialsError(ValueError):
@@ -121,6 +178,11 @@ class BrokerCredentials:
     def password_file(self) -> Path:
         """The Mosquitto password file (hashes only)."""
         return self.directory / "passwd"
+
+    @property
+    def dynsec_file(self) -> Path:
+        """The dynamic-security plugin's configuration for these users."""
+        return self.directory / "dynamic-security.json"
 
     @property
     def passwords_file(self) -> Path:
@@ -209,4 +271,6 @@ def ensure_credentials(
     if passwords != creds.passwords or not creds.password_file.exists():
         _write_private(creds.passwords_file, json.dumps(passwords, indent=1, sort_keys=True))
         write_password_file(creds.password_file, passwords)
+    if passwords != creds.passwords or not creds.dynsec_file.exists():
+        write_dynsec(creds.dynsec_file, sorted(passwords))
     return BrokerCredentials(directory, passwords)

@@ -25,7 +25,10 @@ def compose_env() -> dict[str, str]:
         "SWITCHYARD_SIGNING_KEY_ID": SIGNING_KEY_ID,
         "SWITCHYARD_SIGNING_PRIVATE_KEY": private_key,
         "SWITCHYARD_TRUSTED_KEYS": json.dumps({SIGNING_KEY_ID: public_key}),
-        "SWITCHYARD_MQTT_PASSWORD": secrets.token_urlsafe(18),
+        # One MQTT user per part, as the broker's ACL and dynamic-security plugin expect.
+        "SWITCHYARD_CLOUD_MQTT_PASSWORD": secrets.token_urlsafe(18),
+        "SWITCHYARD_DCU01_MQTT_PASSWORD": secrets.token_urlsafe(18),
+        "SWITCHYARD_DCU02_MQTT_PASSWORD": secrets.token_urlsafe(18),
         "SWITCHYARD_INFLUX_TOKEN": secrets.token_urlsafe(32),
         "POSTGRES_PASSWORD": secrets.token_urlsafe(18),
         "INFLUXDB_ADMIN_PASSWORD": secrets.token_urlsafe(18),

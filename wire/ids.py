@@ -31,6 +31,11 @@ def is_valid_id(value: str) -> bool:
     return bool(_ID_RE.match(value))
 
 
+def gateway_client_id(dcu_id: str) -> str:
+    """The one MQTT client id the broker lets a DCU's gateway use (stable: it keeps a session)."""
+    return f"edge-{dcu_id}"
+
+
 class _Uuid7Clock:
     """Monotonic UUIDv7 source: a 12-bit counter orders ids minted in the same millisecond."""
 

@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from wire.errors import MalformedMessage
 from wire.ids import CommandId, DcuId, MeterId
+from wire.limits import check_bounds
 
 MAX_REASON_CHARS = 200
 # Load-profile blocks are 15 minutes long and aligned to the quarter hour (IS 15959).
@@ -199,6 +200,7 @@ def encode(message: BaseModel) -> bytes:
 
 def decode(model: type[M], payload: bytes | str) -> M:
     """Parse and validate a payload; raise MalformedMessage with the reason on any defect."""
+    check_bounds(model.__name__, payload)
     try:
         return model.model_validate_json(payload)
     except ValidationError as exc:

@@ -41,6 +41,10 @@ async def _principal(
     runtime: RuntimeDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Principal:
+    # RequestGuard authenticated callers of routes that take a body before reading it.
+    authenticated: Principal | None = getattr(request.state, "principal", None)
+    if authenticated is not None:
+        return authenticated
     if credentials is None or credentials.scheme.lower() != "bearer":
         runtime.metrics.auth_failures.labels("missing").inc()
         raise Unauthorized("a bearer token is required")

@@ -163,6 +163,23 @@ class WebhookOut(BaseModel):
     command_id: str | None = None
 
 
+class PaymentConflictOut(BaseModel):
+    """A known payment id delivered again with another amount, currency or account."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    conflict_id: int
+    payment_id: str
+    event_id: str
+    recorded_amount_paise: int
+    recorded_currency: str
+    recorded_account_ref: str | None
+    claimed_amount_paise: int
+    claimed_currency: str
+    claimed_account_ref: str | None
+    received_at: datetime
+
+
 class HealthOut(BaseModel):
     """Liveness with the state of the broker and database connections."""
 

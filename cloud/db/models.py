@@ -126,6 +126,24 @@ class WebhookEvent(Base):
     body: Mapped[str] = mapped_column(Text)
 
 
+class PaymentConflict(Base):
+    """A known payment id delivered again with another amount, currency or account: the
+    recorded payment stands, and this claim waits for reconciliation."""
+
+    __tablename__ = "payment_conflicts"
+
+    conflict_id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    payment_id: Mapped[str] = mapped_column(String(64), index=True)
+    event_id: Mapped[str] = mapped_column(String(128))
+    recorded_amount_paise: Mapped[int] = mapped_column(BigInteger)
+    recorded_currency: Mapped[str] = mapped_column(String(3))
+    recorded_account_ref: Mapped[str | None] = mapped_column(String(64))
+    claimed_amount_paise: Mapped[int] = mapped_column(BigInteger)
+    claimed_currency: Mapped[str] = mapped_column(String(3))
+    claimed_account_ref: Mapped[str | None] = mapped_column(String(64))
+    received_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
 class Command(Base):
     """A relay command in the outbox, with its lifecycle state and signed payload."""
 

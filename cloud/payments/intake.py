@@ -22,6 +22,7 @@ from cloud.payments.reconnect_sql import reconnect_for_payment
 from cloud.payments.webhook import (
     CAPTURED,
     CapturedPayment,
+    PaymentEntity,
     WebhookEnvelope,
     WebhookError,
     parse_captured,
@@ -47,6 +48,8 @@ class IntakeResult:
     payment_id: str | None = None
     account_id: str | None = None
     command_id: str | None = None
+    # A known payment id that came again with another amount, currency or account.
+    conflict: bool = False
 
 
 class PaymentIntake:
@@ -127,10 +130,12 @@ class PaymentIntake:
                 await _store_event(raw, event_id, envelope, None, "ignored", received_at, body)
                 return IntakeResult(WebhookOutcome.IGNORED)
             if payment_known:
-                await _store_event(
-                    raw, event_id, envelope, payment.id, "duplicate", received_at, body
+                conflict = await _record_conflict(raw, event_id, payment, received_at)
+                outcome = "conflict" if conflict else "duplicate"
+                await _store_event(raw, event_id, envelope, payment.id, outcome, received_at, body)
+                return IntakeResult(
+                    WebhookOutcome.DUPLICATE, payment_id=payment.id, conflict=conflict
                 )
-                return IntakeResult(WebhookOutcome.DUPLICATE, payment_id=payment.id)
             account = await _account_and_balance(raw, payment.account_ref)
             await raw.execute(
                 _INSERT_PAYMENT,
@@ -189,6 +194,17 @@ INSERT INTO payments (payment_id, event_id, account_ref, account_id, amount_pais
 VALUES (:payment_id, :event_id, :account_ref, :account_id, :amount_paise, :currency, :status,
     :received_at)"""
 
+_RECORDED_PAYMENT = """
+SELECT amount_paise, currency, account_ref FROM payments WHERE payment_id = :payment_id"""
+
+_INSERT_CONFLICT = """
+INSERT INTO payment_conflicts (payment_id, event_id, recorded_amount_paise, recorded_currency,
+    recorded_account_ref, claimed_amount_paise, claimed_currency, claimed_account_ref,
+    received_at)
+VALUES (:payment_id, :event_id, :recorded_amount_paise, :recorded_currency,
+    :recorded_account_ref, :claimed_amount_paise, :claimed_currency, :claimed_account_ref,
+    :received_at)"""
+
 _INSERT_ENTRY = """
 INSERT INTO ledger_entries (account_id, kind, amount_paise, reference, description, due_date,
     period_start, period_end, created_at)
@@ -215,6 +231,40 @@ async def _account_and_balance(raw: RawSql, account_ref: str | None) -> _Account
         return None
     row = await raw.fetchone(_ACCOUNT_AND_BALANCE, account_id=account_ref)
     return _AccountBalance(row[0], row[1], int(row[2])) if row is not None else None
+
+
+async def _record_conflict(
+    raw: RawSql, event_id: str, claimed: PaymentEntity, received_at: datetime
+) -> bool:
+    """Keep a re-delivery that disagrees with the recorded payment; whether it disagreed."""
+    row = await raw.fetchone(_RECORDED_PAYMENT, payment_id=claimed.id)
+    if row is None:
+        return False
+    recorded = (int(row[0]), str(row[1]), row[2])
+    if recorded == (claimed.amount, claimed.currency, claimed.account_ref):
+        return False
+    await raw.execute(
+        _INSERT_CONFLICT,
+        payment_id=claimed.id,
+        event_id=event_id,
+        recorded_amount_paise=recorded[0],
+        recorded_currency=recorded[1],
+        recorded_account_ref=recorded[2],
+        claimed_amount_paise=claimed.amount,
+        claimed_currency=claimed.currency,
+        claimed_account_ref=claimed.account_ref,
+        received_at=received_at,
+    )
+    # The recorded payment stands: money is never re-credited on a second opinion.
+    log.warning(
+        "payment %s delivered again with %s paise %s for %r (recorded: %s paise %s for %r)",
+        claimed.id,
+        claimed.amount,
+        claimed.currency,
+        claimed.account_ref,
+        *recorded,
+    )
+    return True
 
 
 async def _store_event(

@@ -98,12 +98,55 @@ class CapturedPayment(_Lenient):
         return self.payload.payment.entity
 
 
-def parse_envelope(raw_body: bytes) -> tuple[WebhookEnvelope, Any]:
-    """Parse the body as JSON and read its envelope; raise WebhookError if malformed."""
+# Razorpay's documents are a few levels deep; far deeper is an attack on the parser's stack.
+MAX_NESTING = 32
+
+
+def _refuse_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    # Last key wins in Python, first key in other parsers: a money document must be unambiguous.
+    document: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in document:
+            raise WebhookError(f"key {key!r} appears more than once")
+        document[key] = value
+    return document
+
+
+def _nesting_depth(raw_body: bytes) -> int:
+    """The deepest bracket nesting of a JSON text (brackets inside strings are not counted)."""
+    depth = deepest = 0
+    in_string = escaped = False
+    for byte in raw_body:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif byte == 0x5C:  # backslash
+                escaped = True
+            elif byte == 0x22:  # quote
+                in_string = False
+        elif byte == 0x22:
+            in_string = True
+        elif byte in b"[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif byte in b"]}":
+            depth -= 1
+    return deepest
+
+
+def parse_document(raw_body: bytes) -> Any:
+    """Parse a money document strictly: JSON, at most MAX_NESTING deep, no repeated key."""
+    if _nesting_depth(raw_body) > MAX_NESTING:
+        raise WebhookError(f"body is nested deeper than {MAX_NESTING} levels")
     try:
-        document = json.loads(raw_body)
+        return json.loads(raw_body, object_pairs_hook=_refuse_duplicate_keys)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise WebhookError(f"body is not JSON: {exc}") from exc
+
+
+def parse_envelope(raw_body: bytes) -> tuple[WebhookEnvelope, Any]:
+    """Parse the body as JSON and read its envelope; raise WebhookError if malformed."""
+    document = parse_document(raw_body)
     if not isinstance(document, dict):
         raise WebhookError("body is not a JSON object")
     try:

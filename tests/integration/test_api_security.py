@@ -4,6 +4,7 @@ limit — a production-mode cloud process behind real HTTP, on the secured broke
 from __future__ import annotations
 
 import re
+import socket
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
+from cloud.api.guard import MAX_BODY_BYTES
 from switchyard.broker import Broker
 from switchyard.broker_credentials import BrokerCredentials
 from tests.support.secure_cloud import CloudProcess, run_cli, start_cloud_process
@@ -35,6 +37,7 @@ ROUTE_ROLES = {
     ("GET", "/api/v1/commands"): VIEWER,
     ("GET", "/api/v1/gateways"): VIEWER,
     ("GET", "/api/v1/audit"): VIEWER,
+    ("GET", "/api/v1/payments/conflicts"): VIEWER,
     ("GET", "/api/v1/meters/{meter_id}/readings"): VIEWER,
     ("POST", "/api/v1/accounts/{account_id}/bills"): OPERATOR,
     ("POST", "/api/v1/accounts/{account_id}/adjustments"): OPERATOR,
@@ -350,3 +353,63 @@ def test_a_revoked_token_stops_working_at_once(start_cloud: StartCloud) -> None:
     assert token not in listed and token.split("_", 2)[2] not in listed
     assert [e["target"] for e in audit] == [f"token/{token_id}"]
     assert audit[0]["actor"].startswith("cli:")
+
+
+def _answer_to_partial_body(cloud: CloudProcess, head: str, sent: bytes) -> int:
+    """Send a request head and only part of its body; the status the server answers with.
+
+    The rest never comes: a server that waited to read (or parse) the body before refusing
+    would never answer, and the read below fails at its deadline."""
+    port = int(cloud.url.rsplit(":", 1)[1])
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(head.encode() + sent)
+        answer = sock.recv(65536)
+    assert answer.startswith(b"HTTP/1.1 "), answer
+    return int(answer.split(b" ", 2)[1])
+
+
+def test_bodies_are_capped_and_nobody_unauthenticated_gets_one_read(
+    start_cloud: StartCloud,
+) -> None:
+    cloud = start_cloud()
+    path = "/api/v1/meters/MTR11/commands"
+    token = f"Authorization: Bearer {cloud.secrets.operator_token}\r\n"
+
+    def head(extra: str) -> str:
+        return f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n{extra}\r\n"
+
+    big = f"Content-Length: {50 * 1024 * 1024}\r\n"
+    small = "Content-Length: 60000\r\n"
+    chunked = "Transfer-Encoding: chunked\r\n"
+    first_chunk = b"400\r\n" + b"[" * 1024 + b"\r\n"
+    answers = {
+        "50 MB, no token": _answer_to_partial_body(cloud, head(big), b"[" * 1024),
+        "50 MB, wrong token": _answer_to_partial_body(
+            cloud, head(big + "Authorization: Bearer sy_000000000000_x\r\n"), b"[" * 1024
+        ),
+        "50 MB, operator": _answer_to_partial_body(cloud, head(big + token), b"[" * 1024),
+        "small, no token, body never ends": _answer_to_partial_body(cloud, head(small), b"{"),
+        "chunked, no token": _answer_to_partial_body(cloud, head(chunked), first_chunk),
+        "chunked past the limit, operator": _answer_to_partial_body(
+            cloud, head(chunked + token), first_chunk * (MAX_BODY_BYTES // 1024 + 1)
+        ),
+    }
+    assert answers == {
+        "50 MB, no token": 401,
+        "50 MB, wrong token": 401,
+        "50 MB, operator": 413,
+        "small, no token, body never ends": 401,
+        "chunked, no token": 401,
+        "chunked past the limit, operator": 413,
+    }
+    with httpx.Client(base_url=cloud.url, timeout=10.0) as api:
+        # The guard's answers have the API's error shape, and a normal command still works.
+        refused = api.post(path, content=b"{}", headers={"Content-Type": "application/json"})
+        assert refused.json()["code"] == "unauthorized"
+        ok = api.post(
+            path,
+            json={"action": "disconnect", "reason": "after the guard"},
+            headers=bearer(cloud.secrets.operator_token),
+        )
+        assert ok.status_code == 202, ok.text
+    assert cloud.process.alive(), cloud.process.tail()

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -35,6 +36,7 @@ from wire import (
 )
 from wire import topics as wire_topics
 from wire.clock import now_ms
+from wire.ids import gateway_client_id
 
 pytestmark = pytest.mark.integration
 
@@ -58,10 +60,10 @@ async def test_anonymous_and_wrong_password_are_refused(
     secure_broker: Broker, broker_credentials: BrokerCredentials
 ) -> None:
     good = Identity.of(broker_credentials, "DCU01")
-    anonymous = Identity(None, None, good.ca_file, good.cert_file, good.key_file)
-    wrong_password = Identity("DCU01", "not-the-password", *_tls(good))
-    someone_elses = Identity("DCU01", broker_credentials.password("DCU02"), *_tls(good))
-    unknown_user = Identity("DCU99", broker_credentials.password("DCU01"), *_tls(good))
+    anonymous = replace(good, user=None, password=None)
+    wrong_password = replace(good, password="not-the-password")
+    someone_elses = replace(good, password=broker_credentials.password("DCU02"))
+    unknown_user = replace(good, user="DCU99", client_id=gateway_client_id("DCU99"))
 
     for identity in (anonymous, wrong_password, someone_elses, unknown_user):
         assert await _attempt(secure_broker, identity) == "Not authorized", identity.user
@@ -89,22 +91,41 @@ async def test_a_certificate_from_another_ca_or_none_at_all_is_refused(
         assert "Not authorized" not in outcome, f"{case}: refused before any password check"
 
 
-async def test_a_gateway_hears_only_its_own_meters_commands(
+# Filters a stolen gateway (DCU01) might try: the cloud's groups, everything, another DCU.
+FOREIGN_FILTERS = (
+    wire_topics.shared(wire_topics.cloud_filter(wire_topics.TopicKind.ACK)),
+    wire_topics.shared(wire_topics.cloud_filter(wire_topics.TopicKind.EVENT)),
+    wire_topics.shared(wire_topics.gateway_command_filter("DCU01")),
+    "#",
+    "sy/v1/#",
+    "$share/x/sy/v1/#",
+    wire_topics.cloud_filter(wire_topics.TopicKind.ACK),
+    wire_topics.gateway_command_filter("DCU02"),
+    "sy/v1/dcu/+/meter/+/cmd",
+)
+
+
+async def test_a_gateway_may_subscribe_only_to_its_own_commands(
     secure_broker: Broker, broker_credentials: BrokerCredentials
 ) -> None:
     cloud = await connected_client(secure_broker, Identity.of(broker_credentials, CLOUD_USER))
     gateway_a = await connected_client(secure_broker, Identity.of(broker_credentials, "DCU01"))
     try:
-        # Mosquitto grants the SUBACK but checks read access on every delivery.
-        await gateway_a.subscribe(
-            wire_topics.gateway_command_filter("DCU02"), "sy/v1/#", "$share/x/sy/v1/#"
-        )
+        refused = await gateway_a.subscribe(*FOREIGN_FILTERS)
+        assert refused == ["Not authorized"] * len(FOREIGN_FILTERS)
+        assert await gateway_a.subscribe(wire_topics.gateway_command_filter("DCU01")) == [
+            "Granted QoS 1"
+        ]
         for topic in (
             wire_topics.command_topic("DCU02", "MTR21"),
             wire_topics.ack_topic("DCU02", "MTR21"),
             wire_topics.state_topic("DCU02"),
         ):
-            assert await cloud.publish(topic, b"for DCU02 only") in ("Success", "Not authorized")
+            # Nobody may hear these: the broker says so, or refuses the cloud's own publish.
+            assert await cloud.publish(topic, b"for DCU02 only") in (
+                "No matching subscribers",
+                "Not authorized",
+            )
         own = wire_topics.command_topic("DCU01", "MTR11")
         assert await cloud.publish(own, b"marker") == "Success"
         # The marker was published last: once it arrives, anything before it would have too.
@@ -174,20 +195,27 @@ async def _command_state(cloud: CloudRuntime, command_id: str) -> str:
 
 
 async def _sent_command(
-    cloud: CloudRuntime, gateway: MqttTestClient, meter_id: str, dcu_id: str
+    cloud: CloudRuntime,
+    gateway: MqttTestClient,
+    meter_id: str,
+    dcu_id: str,
+    action: Action = Action.DISCONNECT,
 ) -> WireCommand:
-    """An operator's disconnect for the meter, as the gateway received it from the cloud."""
+    """An operator's command for the meter, as the gateway received it from the cloud."""
     row = await issue_manual_command(
         cloud.db,
         cloud.factory,
         meter_id=meter_id,
-        action=Action.DISCONNECT,
+        action=action,
         reason="security test",
         actor="tester",
     )
     cloud.dispatcher.wake()
     topic = wire_topics.command_topic(dcu_id, meter_id)
-    payload = await gateway.wait_for(lambda: gateway.payloads(topic), f"command for {meter_id}")
+    payload = await gateway.wait_for(
+        lambda: [p for p in gateway.payloads(topic) if row.command_id.encode() in p],
+        f"command for {meter_id}",
+    )
     command = decode(WireCommand, payload[-1])
     assert command.command_id == row.command_id
     return command
@@ -317,7 +345,75 @@ async def test_a_rotated_or_removed_password_stops_working_after_a_reload(
         await connected.wait_for(lambda: connected.disconnected, "the old session to end")
         assert await _attempt(secure_broker, old) == "Not authorized"
         assert await _attempt(secure_broker, Identity.of(rotated, "DCU01")) == "Success"
-        removed = Identity("DCU02", broker_credentials.password("DCU02"), *_tls(old))
+        # Its certificate is gone with it: present A's, with B's user, password and client id.
+        removed = replace(
+            old,
+            user="DCU02",
+            password=broker_credentials.password("DCU02"),
+            client_id=gateway_client_id("DCU02"),
+        )
         assert await _attempt(secure_broker, removed) == "Not authorized"
     finally:
         connected.close()
+
+
+def _executed(command: WireCommand, relay: RelayState) -> bytes:
+    return encode(
+        Ack(
+            command_id=command.command_id,
+            meter_id=command.meter_id,
+            dcu_id=command.dcu_id,
+            status=AckStatus.EXECUTED,
+            relay=relay,
+            version=command.version,
+            at_ms=now_ms(),
+        )
+    )
+
+
+async def test_a_gateway_cannot_join_the_clouds_groups_or_take_another_gateways_id(
+    cloud: CloudRuntime, secure_broker: Broker, broker_credentials: BrokerCredentials
+) -> None:
+    attacker = Identity.of(broker_credentials, "DCU01")
+    gateway_b = await connected_client(secure_broker, Identity.of(broker_credentials, "DCU02"))
+    # One session with its own id: a second one would replace it, not add a group member.
+    intruder = await connected_client(secure_broker, attacker)
+    try:
+        await gateway_b.subscribe(wire_topics.gateway_command_filter("DCU02"))
+        await _gateway_online(cloud, gateway_b, "DCU02")
+        assert await intruder.subscribe(*FOREIGN_FILTERS) == ["Not authorized"] * len(
+            FOREIGN_FILTERS
+        )
+        # DCU01's credentials with DCU02's gateway id (and with the cloud's): refused, and the
+        # victim's session goes on.
+        for client_id in (gateway_client_id("DCU02"), f"switchyard-{cloud.settings.instance_id}"):
+            assert await _attempt(secure_broker, replace(attacker, client_id=client_id)) == (
+                "Not authorized"
+            )
+        assert gateway_b.disconnected is None
+
+        relays = {Action.DISCONNECT: RelayState.DISCONNECTED, Action.CONNECT: RelayState.CONNECTED}
+        commands = []
+        for action in (Action.DISCONNECT, Action.CONNECT) * 2:
+            for meter_id in ("MTR21", "MTR22"):
+                command = await _sent_command(cloud, gateway_b, meter_id, "DCU02", action)
+                assert command.action is action
+                topic = wire_topics.ack_topic("DCU02", meter_id)
+                assert await gateway_b.publish(topic, _executed(command, relays[action])) == (
+                    "Success"
+                )
+
+                async def succeeded(command_id: str = command.command_id) -> bool:
+                    return await _command_state(cloud, command_id) == "SUCCEEDED"
+
+                await eventually(succeeded, f"{action} of {meter_id} SUCCEEDED")
+                commands.append(command.command_id)
+        assert gateway_b.disconnected is None
+    finally:
+        for client in (intruder, gateway_b):
+            client.close()
+
+    async with cloud.db.read() as session:
+        attempts = [(await session.get(Command, c)) for c in commands]
+    assert len(commands) == 8
+    assert [row.attempts for row in attempts if row is not None] == [1] * 8

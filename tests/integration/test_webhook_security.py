@@ -220,3 +220,77 @@ def test_previous_secret_is_accepted_during_its_rotation_window(cloud: CloudProc
     after = recorded(cloud.database_url)
     assert after["payments"] == before["payments"] + 2
     assert after["webhook_events"] == before["webhook_events"] + 2
+
+
+def signed_post(api: httpx.Client, cloud: CloudProcess, body: bytes) -> httpx.Response:
+    """POST a body signed with the current secret, under a fresh event id."""
+    return api.post(
+        WEBHOOK,
+        content=body,
+        headers={
+            "Content-Type": "application/json",
+            "X-Razorpay-Signature": sign_body(body, cloud.secrets.webhook_secret),
+            "X-Razorpay-Event-Id": f"evt_{secrets.token_hex(6)}",
+        },
+    )
+
+
+def test_ambiguous_or_deeply_nested_money_documents_are_refused(cloud: CloudProcess) -> None:
+    genuine = webhook_body("ACC11", 1_000, "pay_ambiguous_1")
+    # Python's json keeps the last "amount", other parsers the first: refuse the document.
+    twice = genuine.replace(b'"amount":1000', b'"amount":1000,"amount":99999999')
+    assert twice.count(b'"amount"') == 2
+    nested = b'{"entity":"event","event":"payment.captured","x":' + b"[" * 20_000
+    nested += b"]" * 20_000 + b"}"
+    before = recorded(cloud.database_url)
+    with httpx.Client(base_url=cloud.url, timeout=10.0) as api:
+        answers = {
+            "duplicate amount": signed_post(api, cloud, twice),
+            "20,000 deep": signed_post(api, cloud, nested),
+        }
+    assert {case: r.status_code for case, r in answers.items()} == {
+        "duplicate amount": 400,
+        "20,000 deep": 400,
+    }
+    assert "appears more than once" in answers["duplicate amount"].json()["message"]
+    assert recorded(cloud.database_url) == before
+    assert "Traceback" not in cloud.process.log_path.read_text()
+
+
+def test_a_known_payment_id_with_another_amount_is_kept_as_a_conflict(
+    cloud: CloudProcess,
+) -> None:
+    viewer = {"Authorization": f"Bearer {cloud.secrets.viewer_token}"}
+    with httpx.Client(base_url=cloud.url, timeout=10.0) as api:
+        first = signed_post(api, cloud, webhook_body("ACC11", 1_000, "pay_conflict_1"))
+        same_again = signed_post(api, cloud, webhook_body("ACC11", 1_000, "pay_conflict_1"))
+        more = signed_post(api, cloud, webhook_body("ACC11", 99_999_999, "pay_conflict_1"))
+        elsewhere = signed_post(api, cloud, webhook_body("ACC12", 1_000, "pay_conflict_1"))
+        conflicts = api.get("/api/v1/payments/conflicts", headers=viewer).json()["items"]
+        unauthenticated = api.get("/api/v1/payments/conflicts").status_code
+        metrics = api.get("/metrics").text
+
+    assert [r.json()["status"] for r in (first, same_again, more, elsewhere)] == [
+        "processed",
+        "duplicate",
+        "duplicate",
+        "duplicate",
+    ]
+    # The recorded payment stands; each disagreeing re-delivery is kept, the identical one not.
+    fields = (
+        "payment_id",
+        "recorded_amount_paise",
+        "claimed_amount_paise",
+        "recorded_account_ref",
+        "claimed_account_ref",
+    )
+    assert [tuple(c[f] for f in fields) for c in conflicts] == [
+        ("pay_conflict_1", 1_000, 1_000, "ACC11", "ACC12"),
+        ("pay_conflict_1", 1_000, 99_999_999, "ACC11", "ACC11"),
+    ]
+    assert unauthenticated == 401
+    assert "switchyard_payment_conflicts_total 2.0" in metrics
+    counts = recorded(cloud.database_url)
+    assert counts["payments"] == 1
+    assert counts["webhook_events"] == 4
+    assert "delivered again with 99999999 paise" in cloud.process.log_path.read_text()

@@ -6,15 +6,26 @@ import threading
 
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 
+from switchyard.broker_credentials import CLOUD_USER
 from switchyard.stack import LocalStack
+from wire.ids import gateway_client_id
 
 
 def connect_as(stack: LocalStack, user: str) -> paho.Client:
     """A started paho client, connected over TLS with `user`'s certificate and password."""
     creds = stack.broker_credentials
     assert creds is not None and stack.broker is not None
-    client = paho.Client(CallbackAPIVersion.VERSION2, protocol=MQTTProtocolVersion.MQTTv5)
+    # The broker lets a gateway's user in only under the gateway's own client id: this client
+    # takes the gateway's place (the gateway reconnects after it), keeping its session.
+    gateway = user != CLOUD_USER
+    client = paho.Client(
+        CallbackAPIVersion.VERSION2,
+        client_id=gateway_client_id(user) if gateway else "",
+        protocol=MQTTProtocolVersion.MQTTv5,
+    )
     client.username_pw_set(user, creds.password(user))
     client.tls_set(
         ca_certs=str(creds.ca_cert),
@@ -23,7 +34,11 @@ def connect_as(stack: LocalStack, user: str) -> paho.Client:
     )
     connected = threading.Event()
     client.on_connect = lambda *_args: connected.set()
-    client.connect(stack.broker.host, stack.broker.port)
+    properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+    properties.SessionExpiryInterval = 3600 if gateway else 0
+    client.connect(
+        stack.broker.host, stack.broker.port, clean_start=not gateway, properties=properties
+    )
     client.loop_start()
     assert connected.wait(10), f"could not connect to the broker as {user}"
     return client

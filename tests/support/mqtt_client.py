@@ -17,8 +17,9 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
 from switchyard.broker import Broker
-from switchyard.broker_credentials import BrokerCredentials
+from switchyard.broker_credentials import CLOUD_USER, BrokerCredentials
 from tests.support.wait import wait_for_async
+from wire.ids import gateway_client_id
 
 DEADLINE_S = 15.0
 T = TypeVar("T")
@@ -33,6 +34,8 @@ class Identity:
     ca_file: Path | None = None
     cert_file: Path | None = None
     key_file: Path | None = None
+    # None: a random one (the broker binds a gateway's user to its own id, not the cloud's).
+    client_id: str | None = None
 
     @classmethod
     def of(cls, creds: BrokerCredentials, user: str) -> Identity:
@@ -43,6 +46,7 @@ class Identity:
             creds.ca_cert,
             creds.client_cert(user),
             creds.client_key(user),
+            None if user == CLOUD_USER else gateway_client_id(user),
         )
 
 
@@ -60,7 +64,7 @@ class MqttTestClient:
         self._pubacks: dict[int, asyncio.Future[str]] = {}
         client = paho.Client(
             CallbackAPIVersion.VERSION2,
-            client_id=f"test-{uuid.uuid4().hex[:10]}",
+            client_id=identity.client_id or f"test-{uuid.uuid4().hex[:10]}",
             protocol=MQTTProtocolVersion.MQTTv5,
         )
         if identity.user is not None:

@@ -29,6 +29,8 @@ CONTAINER = BrokerSecurity(
     key_file=Path("/mosquitto/config/secrets/server.key"),
     password_file=Path("/mosquitto/config/secrets/passwd"),
     acl_file=Path("/mosquitto/config/acl"),
+    dynsec_file=Path("/mosquitto/config/secrets/dynamic-security.json"),
+    dynsec_plugin=Path("/usr/lib/mosquitto_dynamic_security.so"),
 )
 
 
@@ -59,8 +61,9 @@ def test_acl_confines_gateways_to_their_own_dcu_and_the_cloud_name_is_no_dcu() -
     ]
     assert not is_valid_id(CLOUD_USER)
     cloud = rules[rules.index(f"user {CLOUD_USER}") + 1 :]
-    assert [line for line in cloud if line.startswith("topic write")] == [
-        "topic write sy/v1/dcu/+/meter/+/cmd"
+    # The cloud writes only commands (and may read them back); everything else it only reads.
+    assert [line for line in cloud if line.startswith(("topic write", "topic readwrite"))] == [
+        "topic readwrite sy/v1/dcu/+/meter/+/cmd"
     ]
 
 
@@ -128,3 +131,27 @@ def test_rotation_reissue_and_removal(tmp_path: Path) -> None:
 def test_only_the_cloud_and_valid_dcu_ids_are_users(tmp_path: Path, user: str) -> None:
     with pytest.raises(CredentialsError):
         ensure_credentials(tmp_path, [user])
+
+
+def test_every_user_has_a_dynsec_client_and_each_gateway_is_bound_to_its_client_id(
+    tmp_path: Path,
+) -> None:
+    creds = ensure_credentials(tmp_path / "creds", [CLOUD_USER, "DCU01", "DCU02"])
+    config = json.loads(creds.dynsec_file.read_text())
+    clients = {c["username"]: c for c in config["clients"]}
+    assert set(clients) == set(creds.passwords)
+    assert clients["DCU01"]["clientid"] == "edge-DCU01"
+    assert "clientid" not in clients[CLOUD_USER]  # one user, one id per cloud process
+    assert all("password" not in c for c in clients.values())  # passwords: password_file
+    assert config["defaultACLAccess"] == dict.fromkeys(
+        ("publishClientSend", "publishClientReceive", "subscribe", "unsubscribe"), False
+    )
+    roles = {r["rolename"]: r["acls"] for r in config["roles"]}
+    allowed = [a["topic"] for a in roles["DCU01"] if a["allow"]]
+    assert allowed == ["sy/v1/dcu/DCU01/meter/+/cmd"]
+    assert {"acltype": "subscribePattern", "topic": "#", "priority": 0, "allow": False} in roles[
+        "DCU01"
+    ]
+    ensure_credentials(creds.directory, [CLOUD_USER, "DCU01"], remove=["DCU02"])
+    after = json.loads(creds.dynsec_file.read_text())
+    assert {c["username"] for c in after["clients"]} == {CLOUD_USER, "DCU01"}

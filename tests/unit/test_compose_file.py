@@ -3,6 +3,7 @@ start order, and secrets that only ever come from the environment."""
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 from typing import Any
@@ -10,8 +11,10 @@ from typing import Any
 import pytest
 import yaml
 
+from switchyard.broker_credentials import CLOUD_USER, dynsec_config
 from switchyard.cli import build_parser
 from switchyard.compose_env import compose_env, render
+from wire.limits import MAX_PACKET_BYTES
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_TEXT = (ROOT / "compose.yaml").read_text()
@@ -151,3 +154,25 @@ def test_dockerfile_follows_the_usual_rules() -> None:
     assert 'ENTRYPOINT ["switchyard"]' in lines
     ignored = (ROOT / ".dockerignore").read_text().split()
     assert ".venv" in ignored and ".git" in ignored
+
+
+def test_each_part_has_its_own_broker_user_with_the_local_stacks_protections() -> None:
+    cloud_env = SERVICES["cloud"]["environment"]
+    assert cloud_env["SWITCHYARD_MQTT_USERNAME"] == CLOUD_USER
+    passwords = {cloud_env["SWITCHYARD_MQTT_PASSWORD"]}
+    for gateway in ("gateway-1", "gateway-2"):
+        env = SERVICES[gateway]["environment"]
+        assert "SWITCHYARD_MQTT_USERNAME" not in env  # the DCU id, which the ACL expects
+        passwords.add(env["SWITCHYARD_MQTT_PASSWORD"])
+    assert len(passwords) == 3, "no two parts share a password"
+    command = " ".join(SERVICES["mosquitto"]["command"])
+    for user in (CLOUD_USER, "DCU01", "DCU02"):
+        assert f"/mosquitto/data/passwd {user} " in command
+    conf = (ROOT / "compose/mosquitto/mosquitto.conf").read_text().splitlines()
+    assert "acl_file /mosquitto/config/acl" in conf
+    assert "plugin /usr/lib/mosquitto_dynamic_security.so" in conf
+    assert f"max_packet_size {MAX_PACKET_BYTES}" in conf
+    mounted = (ROOT / "compose/mosquitto/dynamic-security.json").read_text()
+    assert json.loads(mounted) == dynsec_config([CLOUD_USER, "DCU01", "DCU02"])
+    volumes = SERVICES["mosquitto"]["volumes"]
+    assert "./mosquitto/acl:/mosquitto/config/acl:ro" in volumes

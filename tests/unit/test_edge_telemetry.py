@@ -11,7 +11,7 @@ import pytest
 from edge_gateway.errors import PublishError
 from edge_gateway.metrics import GatewayMetrics
 from edge_gateway.store import OutboundKind, OutboundMessage, Store
-from edge_gateway.telemetry import TelemetryCollector
+from edge_gateway.telemetry import PROFILE_BLOCKS_PER_METER, TelemetryCollector
 from edge_gateway.telemetry_buffer import (
     BacklogBounds,
     BatchedTotals,
@@ -390,3 +390,29 @@ async def test_batched_readings_are_counted_durably_and_survive_sending(
 
     totals = read_batched_totals(tmp_path / "edge.sqlite3")
     assert totals == BatchedTotals(readings=5, dropped_entries=0, unsent_batches=1)
+
+
+async def test_a_meter_back_after_days_catches_up_in_bounded_batches(store: Store) -> None:
+    start_ms = 1_800_000_000_000 - 1_800_000_000_000 % PROFILE_BLOCK_MS
+    clock = ManualClock(start_ms)
+    fleet = Fleet.from_spec(
+        FleetSpec(meters=[MeterSpec(meter_id="MTR1", dcu_id=DCU)]), clock, seed=3
+    )
+    buffer = TelemetryBuffer(store, BacklogBounds(1000, 1 << 30, 86_400.0 * 30))
+    metrics = GatewayMetrics()
+    publisher = TelemetryPublisher(
+        buffer, FakeMqtt(connected=False), dcu_id=DCU, replay_window=4, metrics=metrics
+    )
+    collector = TelemetryCollector(
+        FleetSource(fleet), buffer, publisher, dcu_id=DCU, metrics=metrics
+    )
+    await collector.collect_once()  # the first poll sets the cursor at the open block
+    # 90 closed blocks wait in the meter (it keeps a day): more than one batch may carry.
+    clock.advance(90 * PROFILE_BLOCK_MS + 60_000)
+    for _ in range(20):
+        await collector.collect_once()
+    batches = [decode(TelemetryBatch, row.payload) for row in await buffer.oldest(1000)]
+    per_batch = [len(batch.profile) for batch in batches if batch.profile]
+    assert max(per_batch) == PROFILE_BLOCKS_PER_METER
+    starts = [b.block_start_ms for batch in batches for b in batch.profile]
+    assert starts == [start_ms + i * PROFILE_BLOCK_MS for i in range(90)]
