@@ -406,7 +406,9 @@ async def test_a_gateway_cannot_join_the_clouds_groups_or_take_another_gateways_
                 async def succeeded(command_id: str = command.command_id) -> bool:
                     return await _command_state(cloud, command_id) == "SUCCEEDED"
 
-                await eventually(succeeded, f"{action} of {meter_id} SUCCEEDED")
+                await wait_for_async(
+                    f"{action} of {meter_id} SUCCEEDED", succeeded, timeout_s=DEADLINE_S
+                )
                 commands.append(command.command_id)
         assert gateway_b.disconnected is None
     finally:
