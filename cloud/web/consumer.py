@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import re
 import time
 from collections.abc import AsyncIterator
@@ -17,11 +18,13 @@ from cloud.api.deps import RuntimeDep
 from cloud.api.routes.accounts import get_dues
 from cloud.errors import NotFound
 from cloud.web.messages import Lang, pick_lang
+from cloud.web.providers import PaymentProviderError
 from cloud.web.state import client_key, render, web_state
 from cloud.web.timeline import load_timeline, timeline_view
 from wire.ids import ID_PATTERN
 
 router = APIRouter(include_in_schema=False)
+log = logging.getLogger(__name__)
 
 PAYMENT_ID_PATTERN = r"^pay_[A-Za-z0-9]{6,40}$"
 _ACCOUNT_RE = re.compile(ID_PATTERN)
@@ -90,7 +93,11 @@ async def start_payment(
             account=account,
             dues=dues,
         )
-    checkout = await web_state(request).provider.start(account, paise)
+    try:
+        checkout = await web_state(request).provider.start(account, paise)
+    except PaymentProviderError as exc:
+        log.warning("payment provider: %s", exc)
+        return render(request, "consumer.html", chosen, 502, error="provider_unavailable")
     template = f"checkout_{checkout.provider}.html"
     return render(request, template, chosen, checkout=checkout, account=account)
 

@@ -102,6 +102,10 @@ CATALOGUE: dict[str, tuple[str, str]] = {
         " वेबहुक भेजता है, ठीक `switchyard pay` की तरह।",
     ),
     "checkout_pay": ("Pay now", "अभी भरें"),
+    "provider_unavailable": (
+        "Online payment is not available just now. Please try again in a few minutes.",
+        "ऑनलाइन भुगतान अभी उपलब्ध नहीं है। कृपया कुछ मिनटों में फिर से कोशिश करें।",
+    ),
     "razorpay_title": ("Pay with Razorpay", "Razorpay से भुगतान करें"),
     "razorpay_open": ("Open Razorpay Checkout", "Razorpay चेकआउट खोलें"),
     "razorpay_needs_js": (

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
 import razorpay
+import requests
 from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -46,6 +47,10 @@ class CallbackIn(BaseModel):
     razorpay_order_id: str = Field(pattern=r"^order_[A-Za-z0-9]{1,40}$")
     razorpay_payment_id: str = Field(pattern=r"^pay_[A-Za-z0-9]{1,40}$")
     razorpay_signature: str = Field(pattern=r"^[0-9a-f]{64}$")
+
+
+class PaymentProviderError(RuntimeError):
+    """The provider could not prepare the payment (down, refused our keys, bad answer)."""
 
 
 class PaymentProvider(Protocol):
@@ -87,16 +92,26 @@ class RazorpayProvider:
 
     async def start(self, account_id: str, amount_paise: int) -> Checkout:
         """Create an Order for the amount, tagged with the account in its notes."""
-        order: dict[str, Any] = await asyncio.to_thread(
-            self._client.order.create,
-            {
-                "amount": amount_paise,
-                "currency": "INR",
-                "receipt": f"dues-{account_id}"[:40],
-                "notes": {"account_id": account_id},
-            },
-        )
-        return Checkout("razorpay", account_id, amount_paise, str(order["id"]), self._key_id)
+        request = {
+            "amount": amount_paise,
+            "currency": "INR",
+            "receipt": f"dues-{account_id}"[:40],
+            "notes": {"account_id": account_id},
+        }
+        try:
+            order: dict[str, Any] = await asyncio.to_thread(self._client.order.create, request)
+            order_id = str(order["id"])
+        except (
+            razorpay.errors.BadRequestError,
+            razorpay.errors.GatewayError,
+            razorpay.errors.ServerError,
+        ) as exc:
+            raise PaymentProviderError(f"Razorpay refused the order: {exc}") from exc
+        except (requests.RequestException, KeyError, TypeError, ValueError) as exc:
+            raise PaymentProviderError(f"Razorpay Orders API unusable: {exc!r}") from exc
+        if not order_id.startswith("order_"):
+            raise PaymentProviderError(f"Razorpay answered an unexpected order id {order_id!r}")
+        return Checkout("razorpay", account_id, amount_paise, order_id, self._key_id)
 
     def callback_valid(self, callback: CallbackIn) -> bool:
         """Verify the checkout signature (HMAC of order|payment with the key secret)."""
