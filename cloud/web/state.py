@@ -13,9 +13,11 @@ from cloud.web.messages import LANGUAGE_NAMES, Lang, t
 from cloud.web.money import format_paise, plain_rupees
 from cloud.web.providers import PaymentProvider, WebSettings, build_provider
 from cloud.web.security import SlidingWindowLimit
+from cloud.web.sessions import ConsoleSessions
 
 HERE = Path(__file__).parent
 LOOKUP_WINDOW_S = 60.0
+SIGN_INS_PER_MINUTE = 10
 
 
 @dataclass
@@ -27,6 +29,8 @@ class WebState:
     provider: PaymentProvider
     lookups: SlidingWindowLimit
     dev_mode: bool
+    sessions: ConsoleSessions
+    sign_ins: SlidingWindowLimit
 
 
 def build_web_state(settings: WebSettings, *, dev_mode: bool) -> WebState:
@@ -41,6 +45,8 @@ def build_web_state(settings: WebSettings, *, dev_mode: bool) -> WebState:
         build_provider(settings),
         SlidingWindowLimit(settings.lookups_per_minute, LOOKUP_WINDOW_S),
         dev_mode,
+        ConsoleSessions(),
+        SlidingWindowLimit(SIGN_INS_PER_MINUTE, LOOKUP_WINDOW_S),
     )
 
 
