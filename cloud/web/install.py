@@ -24,7 +24,7 @@ def install_screens(app: FastAPI, *, dev_mode: bool, settings: WebSettings | Non
         if web.payment_provider == "razorpay"
         else content_security_policy()
     )
-    app.middleware("http")(SecurityHeaders(csp))
+    app.add_middleware(SecurityHeaders, csp=csp)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     app.include_router(consumer.router)
     app.include_router(checkout.router)

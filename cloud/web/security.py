@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 
-from starlette.requests import Request
-from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 # Swagger UI loads its own assets from a CDN; the API's docs keep FastAPI's defaults.
 _UNGUARDED_PREFIXES = ("/docs", "/redoc")
@@ -25,27 +24,38 @@ def content_security_policy(extra_script_src: str = "", extra_frame_src: str = "
 
 
 class SecurityHeaders:
-    """Adds the CSP and its companions to every response outside the API docs."""
+    """ASGI middleware adding the CSP and its companions to every response outside the API
+    docs. Pure ASGI (not BaseHTTPMiddleware), so request bodies and event streams pass
+    through untouched."""
 
-    def __init__(self, csp: str) -> None:
-        self._headers = {
-            "Content-Security-Policy": csp,
-            "X-Content-Type-Options": "nosniff",
-            "X-Frame-Options": "DENY",
-            "Referrer-Policy": "no-referrer",
-            "Cross-Origin-Opener-Policy": "same-origin",
-            "Permissions-Policy": "camera=(), microphone=(), geolocation=()",
-        }
+    def __init__(self, app: ASGIApp, csp: str) -> None:
+        self._app = app
+        self._headers = [
+            (name.lower().encode(), value.encode())
+            for name, value in {
+                "Content-Security-Policy": csp,
+                "X-Content-Type-Options": "nosniff",
+                "X-Frame-Options": "DENY",
+                "Referrer-Policy": "no-referrer",
+                "Cross-Origin-Opener-Policy": "same-origin",
+                "Permissions-Policy": "camera=(), microphone=(), geolocation=()",
+            }.items()
+        ]
 
-    async def __call__(
-        self, request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        """Starlette HTTP middleware."""
-        response = await call_next(request)
-        if not request.url.path.startswith(_UNGUARDED_PREFIXES):
-            for name, value in self._headers.items():
-                response.headers.setdefault(name, value)
-        return response
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Pass the request on; add the headers to the response's start."""
+        if scope["type"] != "http" or str(scope.get("path", "")).startswith(_UNGUARDED_PREFIXES):
+            await self._app(scope, receive, send)
+            return
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                present = {name.lower() for name, _ in message.get("headers", [])}
+                extra = [(n, v) for n, v in self._headers if n not in present]
+                message = {**message, "headers": [*message.get("headers", []), *extra]}
+            await send(message)
+
+        await self._app(scope, receive, send_with_headers)
 
 
 class SlidingWindowLimit:
