@@ -27,10 +27,12 @@ from cloud.api.routes import (
 )
 from cloud.runtime import CloudRuntime
 from cloud.settings import CloudSettings
+from cloud.web.install import install_screens
+from cloud.web.providers import WebSettings
 
 
-def create_app(settings: CloudSettings) -> FastAPI:
-    """Build the API and its runtime from settings."""
+def create_app(settings: CloudSettings, web: WebSettings | None = None) -> FastAPI:
+    """Build the API, the screens and the runtime from settings."""
     runtime = CloudRuntime(settings)
 
     @asynccontextmanager
@@ -58,4 +60,5 @@ def create_app(settings: CloudSettings) -> FastAPI:
         app.include_router(module.router)
     for module in (billing, safeguards, notifications, policy, disconnection_runs):
         app.include_router(module.router)
+    install_screens(app, dev_mode=settings.dev_mode, settings=web)
     return app

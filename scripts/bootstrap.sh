@@ -6,9 +6,11 @@ set -euo pipefail
 VENV="${VENV:-.venv}"
 PYTHON="${PYTHON:-python3}"
 SYSTEM_PACKAGES=(mosquitto)
-# Test-only servers: a throwaway PostgreSQL and a time-series server for telemetry tests.
+# Test-only servers: a throwaway PostgreSQL and a time-series server for telemetry tests;
+# Debian's Chromium for the browser tests (Playwright drives /usr/bin/chromium: its own browser
+# download cannot work here) and a Devanagari font so the Hindi page renders.
 if [[ "${SWITCHYARD_BOOTSTRAP_TEST:-0}" == "1" ]]; then
-  SYSTEM_PACKAGES+=(postgresql victoria-metrics)
+  SYSTEM_PACKAGES+=(postgresql victoria-metrics chromium fonts-lohit-deva)
 fi
 
 missing=()

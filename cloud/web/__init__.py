@@ -1,0 +1,1 @@
+"""Screens for people: the consumer page at `/` and the operator console at `/console`."""
