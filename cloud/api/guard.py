@@ -17,7 +17,10 @@ log = logging.getLogger(__name__)
 
 # Every route's body, the webhook's included: the largest real one is a few kilobytes.
 MAX_BODY_BYTES = 64 * 1024
-# The one route with a body that is not authenticated by a token (its HMAC covers the body).
+# Bearer tokens guard the JSON API; the screens' forms (cookie session with CSRF, or public and
+# rate limited) authenticate in their routes, on bodies this middleware has already capped.
+_API_PATH_PREFIX = "/api/"
+# The one API route with a body that is not authenticated by a token (its HMAC covers the body).
 _UNAUTHENTICATED_BODY_PATHS = frozenset({"/api/v1/payments/webhook"})
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
@@ -37,7 +40,7 @@ class RequestGuard:
             await self._app(scope, receive, send)
             return
         request = Request(scope)
-        if scope["method"] in _BODY_METHODS and scope["path"] not in _UNAUTHENTICATED_BODY_PATHS:
+        if _needs_token_first(scope["method"], scope["path"]):
             refusal = await _authenticate(request)
             if refusal is not None:
                 await _answer(scope, receive, send, 401, "unauthorized", refusal)
@@ -80,6 +83,15 @@ class RequestGuard:
 
 
 _TOO_LARGE = f"body larger than {MAX_BODY_BYTES} bytes"
+
+
+def _needs_token_first(method: str, path: str) -> bool:
+    """Whether a request must show a valid bearer token before its body is read."""
+    return (
+        method in _BODY_METHODS
+        and path.startswith(_API_PATH_PREFIX)
+        and path not in _UNAUTHENTICATED_BODY_PATHS
+    )
 
 
 async def _authenticate(request: Request) -> str | None:

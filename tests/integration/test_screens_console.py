@@ -17,7 +17,8 @@ from playwright.sync_api import Browser, BrowserContext, Page, expect
 from switchyard.procs import free_port
 from switchyard.stack import LocalStack, StackOptions, start_stack
 from tests.support.browser import chromium, screenshot, tab_to, unlabelled_controls
-from tests.support.policy_stack import open_tuesday_after, viewer, wait_for
+from tests.support.policy_stack import open_tuesday_after, viewer
+from tests.support.wait import wait_for
 
 pytestmark = pytest.mark.integration
 
