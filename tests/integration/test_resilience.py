@@ -24,6 +24,7 @@ from switchyard.faultproxy import FaultProxy
 from switchyard.procs import free_port, port_open
 from switchyard.stack import LocalStack, StackOptions, start_stack
 from tests.conftest import BACKENDS
+from tests.support.fast_timers import ACK_TIMEOUT_S, FAST_CLOUD, FAST_GATEWAY
 from tests.support.meterlink_probe import MeterLinkProbe
 from tests.support.mqtt import connect_as, subscribe
 from tests.support.stack_api import ACTIVE_STATES, StackApi
@@ -31,27 +32,7 @@ from tests.support.wait import holds_for, wait_until
 
 pytestmark = pytest.mark.integration
 
-# Short timers so faults heal within seconds (production defaults are in cloud/settings.py).
-FAST_CLOUD = {
-    "SWITCHYARD_ACK_TIMEOUT_S": "1",
-    "SWITCHYARD_EXECUTION_TIMEOUT_S": "4",
-    "SWITCHYARD_RETRY_BACKOFF_CAP_S": "2",
-    "SWITCHYARD_DISPATCH_POLL_S": "0.2",
-    "SWITCHYARD_MAX_ATTEMPTS": "30",
-    "SWITCHYARD_MQTT_KEEPALIVE_S": "5",
-    "SWITCHYARD_MQTT_RECONNECT_MIN_S": "0.2",
-    "SWITCHYARD_MQTT_RECONNECT_MAX_S": "1",
-    # These tests command every meter by hand: lift the operator rate limit.
-    "SWITCHYARD_MANUAL_COMMANDS_PER_ACTOR": "100000",
-    "SWITCHYARD_MANUAL_COMMANDS_TOTAL": "100000",
-}
-FAST_GATEWAY = {
-    "SWITCHYARD_MQTT_KEEPALIVE_S": "5",
-    "SWITCHYARD_MQTT_RECONNECT_MIN_S": "0.2",
-    "SWITCHYARD_MQTT_RECONNECT_MAX_S": "1",
-}
 MALFORMED = "switchyard_malformed_messages_total"
-ACK_TIMEOUT_S = float(FAST_CLOUD["SWITCHYARD_ACK_TIMEOUT_S"])
 CONVERGENCE_DEADLINE_S = 60.0
 
 

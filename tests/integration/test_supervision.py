@@ -17,7 +17,7 @@ from switchyard.pay import pay
 from switchyard.procs import ProcessStartError, free_port
 from switchyard.stack import LocalStack, StackOptions, start_stack
 from switchyard.supervisor import PartState, RestartPolicy
-from tests.integration.test_resilience import FAST_CLOUD, FAST_GATEWAY
+from tests.support.fast_timers import FAST_CLOUD, FAST_GATEWAY
 from tests.support.meterlink_probe import MeterLinkProbe
 from tests.support.processes import processes_mentioning
 from tests.support.stack_api import StackApi
