@@ -91,6 +91,7 @@ class Gateway:
                 dcu_id=settings.dcu_id,
                 replay_window=settings.telemetry_replay_window,
                 metrics=self.metrics,
+                hold_s=settings.telemetry_hold_s,
             )
             executor = Executor(
                 dcu_id=settings.dcu_id,

@@ -66,6 +66,9 @@ class GatewaySettings(BaseSettings):
     telemetry_backlog_max_age_s: float = Field(2 * 86_400.0, gt=0)
     # Backlog batches in the MQTT client's hands at once while replaying after an outage.
     telemetry_replay_window: int = Field(4, ge=1)
+    # How long a PUBACKed batch stays stored for a resend should the broker go down first: longer
+    # than the broker's autosave_interval (1 s in the generated and production configurations).
+    telemetry_hold_s: float = Field(5.0, ge=0)
     inbox_retention_days: int = Field(30, ge=1)
     shutdown_grace_s: float = Field(10.0, ge=0)
     log_level: str = "INFO"

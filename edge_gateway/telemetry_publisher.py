@@ -23,6 +23,13 @@ _RETRY_AFTER_S = 1.0
 # is replayed oldest first, marked historical, at most `replay_window` batches at a time: live
 # batches, acks and events never queue behind a day of backlog. Rows handed to the client stay
 # stored until their PUBACK; across a reconnect the client resends them itself.
+#
+# A PUBACK says the broker has the batch in memory, not that the cloud has it or that it is on
+# the broker's disk: Mosquitto saves its state every `autosave_interval`, so a broker SIGKILLed
+# in between forgets batches it acknowledged and had not yet handed to the cloud. Each PUBACKed
+# row is therefore held for `hold_s` (longer than the broker's autosave interval) while connected,
+# and resent, marked historical, if the connection drops first. The cloud keeps each batch id
+# once, so a resend the broker did not need costs nothing but bandwidth.
 class TelemetryPublisher:
     """Hands telemetry batches to MQTT and forgets each one once the broker has it."""
 
@@ -34,12 +41,16 @@ class TelemetryPublisher:
         dcu_id: str,
         replay_window: int,
         metrics: GatewayMetrics,
+        hold_s: float = 0.0,
     ) -> None:
         self._buffer = buffer
         self._mqtt = mqtt
         self._topic = wire_topics.telemetry_topic(dcu_id)
         self._replay_window = replay_window
         self._metrics = metrics
+        self._hold_s = hold_s
+        # PUBACKed rows kept for a resend, with the loop time from which they may be deleted.
+        self._held: dict[int, float] = {}
         self._in_flight: dict[int, bool] = {}  # row id -> replayed (historical)
         self._acked: list[int] = []
         # PUBACKed rows until their deletion has committed: still in the store, never resent.
@@ -54,7 +65,12 @@ class TelemetryPublisher:
         return frozenset(self._in_flight.keys() | self._done)
 
     def wake(self) -> None:
-        """Look at the backlog again (the broker connection came up)."""
+        """The broker connection came up: resend what was held, and look at the backlog again."""
+        if self._held:
+            log.info("telemetry: resending %d batches held since their PUBACK", len(self._held))
+            self._done.difference_update(self._held)
+            self._held.clear()
+            self._backlog_maybe = True
         self._wake.set()
 
     def offer(self, row: StoredBatch) -> None:
@@ -69,6 +85,7 @@ class TelemetryPublisher:
         while True:
             await self._wake.wait()
             self._wake.clear()
+            self._release_held()
             await self.forget_acked()
             if self._mqtt.connected and self._backlog_maybe:
                 await self._replay()
@@ -81,6 +98,16 @@ class TelemetryPublisher:
             row_ids, self._acked = self._acked, []
             await self._buffer.delete(row_ids)
             self._done.difference_update(row_ids)
+
+    def _release_held(self) -> None:
+        """Rows held past `hold_s` on a connection that stayed up can go."""
+        if not self._held or not self._mqtt.connected:
+            return  # a broker that went away may have forgotten them: `wake` resends them
+        now_s = asyncio.get_running_loop().time()
+        due = [row_id for row_id, until_s in self._held.items() if until_s <= now_s]
+        for row_id in due:
+            del self._held[row_id]
+        self._acked.extend(due)
 
     async def settled(self) -> None:
         """Wait until no batch is in the MQTT client's hands and every PUBACKed row is deleted."""
@@ -129,13 +156,22 @@ class TelemetryPublisher:
                 self._metrics.telemetry_replayed += 1
             else:
                 self._metrics.telemetry_live += 1
+            self._done.add(row_id)
+            if self._hold_s > 0:
+                self._hold(row_id)
+                return
         else:
             # The broker refused it (e.g. not authorised): resending cannot change that.
             self._metrics.outbound_refused += 1
             log.error("broker refused telemetry batch %d: %s", row_id, error)
+            self._done.add(row_id)
         self._acked.append(row_id)
-        self._done.add(row_id)
         self._wake.set()
+
+    def _hold(self, row_id: int) -> None:
+        loop = asyncio.get_running_loop()
+        self._held[row_id] = loop.time() + self._hold_s
+        loop.call_later(self._hold_s, self._wake.set)
 
 
 def _historical(payload: bytes) -> bytes:

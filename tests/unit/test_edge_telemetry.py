@@ -22,6 +22,7 @@ from edge_gateway.telemetry_buffer import (
 from edge_gateway.telemetry_publisher import TelemetryPublisher
 from firmware_sim.clock import ManualClock
 from firmware_sim.fleet import Fleet, FleetSpec, MeterSpec
+from tests.support.wait import wait_for_async
 from wire import LoadProfileBlock, Reading, RelayState, TelemetryBatch, decode, encode
 from wire.messages import PROFILE_BLOCK_MS
 
@@ -416,3 +417,40 @@ async def test_a_meter_back_after_days_catches_up_in_bounded_batches(store: Stor
     assert max(per_batch) == PROFILE_BLOCKS_PER_METER
     starts = [b.block_start_ms for batch in batches for b in batch.profile]
     assert starts == [start_ms + i * PROFILE_BLOCK_MS for i in range(90)]
+
+
+async def test_a_pubacked_batch_is_held_and_resent_if_the_broker_goes_away_first(
+    store: Store,
+) -> None:
+    buffer = TelemetryBuffer(store, ROOMY)
+    mqtt = FakeMqtt()
+    hold_s = 0.3
+    publisher = TelemetryPublisher(
+        buffer, mqtt, dcu_id=DCU, replay_window=2, metrics=GatewayMetrics(), hold_s=hold_s
+    )
+    running = asyncio.create_task(publisher.run())
+    try:
+        appended = await buffer.append(lambda _d: _batch_payload(1), entries=1, profile_cursors={})
+        publisher.offer(appended.row)
+        await mqtt.wait_published(1)
+        mqtt.ack_all()  # the broker has it in memory, maybe not yet on disk
+        # The broker dies within the hold and the gateway reconnects: b1 goes again.
+        mqtt.connected = False
+        await asyncio.sleep(hold_s * 2)  # past the hold, but never on a live connection
+        assert await buffer.count() == 1
+        mqtt.connected = True
+        publisher.wake()
+        await mqtt.wait_published(2)
+        assert [(b.batch_id, b.historical) for b in mqtt.published] == [
+            ("b1", False),
+            ("b1", True),
+        ]
+        mqtt.ack_all()
+        # On a connection that stays up the hold ends and the row is deleted.
+        await wait_for_async(
+            "b1 deleted after its hold", lambda: publisher.in_flight == frozenset()
+        )
+    finally:
+        running.cancel()
+    assert await buffer.count() == 0
+    assert len(mqtt.published) == 2
