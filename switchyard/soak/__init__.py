@@ -19,3 +19,6 @@ def add_soak_parser(sub: Any) -> None:
     )
     soak.add_argument("--results-dir", type=Path, default=Path(".switchyard/soak"))
     soak.add_argument("--no-progress", action="store_true", help="no progress output")
+    soak.add_argument(
+        "--keep-state", action="store_true", help="keep the stack's state dir (logs, stores)"
+    )

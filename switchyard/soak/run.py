@@ -57,12 +57,18 @@ class SoakOptions:
     database: str
     results_dir: Path
     progress: bool = True
+    keep_state: bool = False  # leave the stack's state dir (logs, stores) for a post-mortem
 
 
 def run_soak_command(args: argparse.Namespace) -> int:
     """Run a soak from parsed arguments; 0 when every invariant held, else 1."""
     options = SoakOptions(
-        args.minutes, args.seed, args.database, args.results_dir, not args.no_progress
+        args.minutes,
+        args.seed,
+        args.database,
+        args.results_dir,
+        not args.no_progress,
+        args.keep_state,
     )
     try:
         report = run_soak(options)
@@ -72,6 +78,18 @@ def run_soak_command(args: argparse.Namespace) -> int:
     print(report.table())
     print(f"report: {report.write(options.results_dir)}")
     return 0 if report.passed else 1
+
+
+@contextmanager
+def _scratch(*, keep: bool) -> Iterator[Path]:
+    """The soak's state dir: removed afterwards unless kept for a post-mortem."""
+    if keep:
+        path = Path(tempfile.mkdtemp(prefix="switchyard-soak-"))
+        print(f"switchyard soak: state kept in {path}")
+        yield path
+        return
+    with tempfile.TemporaryDirectory(prefix="switchyard-soak-") as scratch:
+        yield Path(scratch)
 
 
 def run_soak(options: SoakOptions) -> SoakReport:
@@ -85,8 +103,8 @@ def run_soak(options: SoakOptions) -> SoakReport:
     )
     progress = Progress(enabled=options.progress)
     with (
-        tempfile.TemporaryDirectory(prefix="switchyard-soak-") as scratch,
-        _soak_stack(Path(scratch), options.database) as (stack, proxy),
+        _scratch(keep=options.keep_state) as scratch,
+        _soak_stack(scratch, options.database) as (stack, proxy),
     ):
         workload = Workload(stack, options.seed)
         faults = FaultInjector(stack, proxy, options.seed)
