@@ -9,7 +9,7 @@ import signal
 import socket
 import threading
 import time
-from collections import Counter
+from collections import Counter, defaultdict, deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -58,6 +58,10 @@ def _revive(stack: LocalStack, part: ManagedProcess, restarts: int, port: int | 
         time.sleep(0.05)
 
 
+class _WouldBeGivenUp(Exception):
+    """Killing this part now would reach the supervisor's give-up rule."""
+
+
 class FaultInjector:
     """Runs in its own thread until `stop()`; counts and logs every fault it injected."""
 
@@ -69,6 +73,7 @@ class FaultInjector:
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._run, name="soak-faults", daemon=True)
         self.injected: list[Injected] = []
+        self._kills: dict[str, deque[float]] = defaultdict(deque)
         self.last_healed_at = time.monotonic()
         self.error: str | None = None
 
@@ -96,6 +101,8 @@ class FaultInjector:
                 target, heal = self._inject(kind)
                 self._stopping.wait(hold_s)
                 heal()
+            except _WouldBeGivenUp:
+                continue  # a crash loop is given up by design (tested apart); not a fault to heal
             except (RuntimeError, OSError, ValueError) as exc:  # cannot heal: end, say why
                 self.error = f"{kind}: {type(exc).__name__}: {exc}"
                 return
@@ -137,6 +144,13 @@ class FaultInjector:
     def _kill(self, part: ManagedProcess, port: int | None) -> Callable[[], None]:
         # A crash, not a stop: the part stays wanted, so the supervisor restarts it.
         assert self._stack.supervisor is not None
+        policy = self._stack.supervisor.policy
+        now_s, kills = time.monotonic(), self._kills[part.name]
+        while kills and kills[0] < now_s - policy.crash_window_s:
+            kills.popleft()
+        if len(kills) + 1 >= policy.max_crashes:
+            raise _WouldBeGivenUp(part.name)
+        kills.append(now_s)
         restarts = self._stack.supervisor.restarts[part.name] + 1
         part.signal(signal.SIGKILL)
         return lambda: _revive(self._stack, part, restarts, port)
