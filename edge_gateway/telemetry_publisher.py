@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 from functools import partial
 
@@ -26,10 +27,11 @@ _RETRY_AFTER_S = 1.0
 #
 # A PUBACK says the broker has the batch in memory, not that the cloud has it or that it is on
 # the broker's disk: Mosquitto saves its state every `autosave_interval`, so a broker SIGKILLed
-# in between forgets batches it acknowledged and had not yet handed to the cloud. Each PUBACKed
-# row is therefore held for `hold_s` (longer than the broker's autosave interval) while connected,
-# and resent, marked historical, if the connection drops first. The cloud keeps each batch id
-# once, so a resend the broker did not need costs nothing but bandwidth.
+# in between forgets batches it acknowledged and had not yet handed to the cloud. A copy of each
+# PUBACKed batch is therefore held in memory for `hold_s` (longer than the broker's autosave
+# interval) while connected, and resent, marked historical, if the connection drops first. The
+# cloud keeps each batch id once, so a resend the broker did not need costs only bandwidth. The
+# copy is in memory only: a gateway killed within the same second as the broker loses it.
 class TelemetryPublisher:
     """Hands telemetry batches to MQTT and forgets each one once the broker has it."""
 
@@ -49,8 +51,9 @@ class TelemetryPublisher:
         self._replay_window = replay_window
         self._metrics = metrics
         self._hold_s = hold_s
-        # PUBACKed rows kept for a resend, with the loop time from which they may be deleted.
-        self._held: dict[int, float] = {}
+        # Copies of PUBACKed batches kept for a resend: key -> (loop time they may go, payload).
+        self._held: dict[int, tuple[float, bytes]] = {}
+        self._held_keys = itertools.count()
         self._in_flight: dict[int, bool] = {}  # row id -> replayed (historical)
         self._acked: list[int] = []
         # PUBACKed rows until their deletion has committed: still in the store, never resent.
@@ -68,9 +71,13 @@ class TelemetryPublisher:
         """The broker connection came up: resend what was held, and look at the backlog again."""
         if self._held:
             log.info("telemetry: resending %d batches held since their PUBACK", len(self._held))
-            self._done.difference_update(self._held)
-            self._held.clear()
-            self._backlog_maybe = True
+            for key, (_, payload) in list(self._held.items()):
+                try:
+                    puback = self._mqtt.publish(self._topic, _historical(payload), qos=1)
+                except PublishError:
+                    break  # down again: the next connection resends what is still held
+                del self._held[key]
+                puback.add_done_callback(partial(self._on_resent, payload))
         self._wake.set()
 
     def offer(self, row: StoredBatch) -> None:
@@ -100,14 +107,12 @@ class TelemetryPublisher:
             self._done.difference_update(row_ids)
 
     def _release_held(self) -> None:
-        """Rows held past `hold_s` on a connection that stayed up can go."""
+        """Copies held past `hold_s` on a connection that stayed up can go."""
         if not self._held or not self._mqtt.connected:
             return  # a broker that went away may have forgotten them: `wake` resends them
         now_s = asyncio.get_running_loop().time()
-        due = [row_id for row_id, until_s in self._held.items() if until_s <= now_s]
-        for row_id in due:
-            del self._held[row_id]
-        self._acked.extend(due)
+        for key in [k for k, (until_s, _) in self._held.items() if until_s <= now_s]:
+            del self._held[key]
 
     async def settled(self) -> None:
         """Wait until no batch is in the MQTT client's hands and every PUBACKed row is deleted."""
@@ -140,10 +145,10 @@ class TelemetryPublisher:
         self._in_flight[row_id] = replayed
         log.debug("telemetry batch %d handed to MQTT (replayed: %s)", row_id, replayed)
         self._idle.clear()
-        puback.add_done_callback(partial(self._on_puback, row_id))
+        puback.add_done_callback(partial(self._on_puback, row_id, payload))
         return True
 
-    def _on_puback(self, row_id: int, puback: asyncio.Future[None]) -> None:
+    def _on_puback(self, row_id: int, payload: bytes, puback: asyncio.Future[None]) -> None:
         replayed = self._in_flight.pop(row_id, False)
         log.debug("telemetry batch %d: PUBACK (cancelled: %s)", row_id, puback.cancelled())
         if puback.cancelled():
@@ -156,21 +161,24 @@ class TelemetryPublisher:
                 self._metrics.telemetry_replayed += 1
             else:
                 self._metrics.telemetry_live += 1
-            self._done.add(row_id)
-            if self._hold_s > 0:
-                self._hold(row_id)
-                return
+            self._hold(payload)
         else:
             # The broker refused it (e.g. not authorised): resending cannot change that.
             self._metrics.outbound_refused += 1
             log.error("broker refused telemetry batch %d: %s", row_id, error)
-            self._done.add(row_id)
         self._acked.append(row_id)
+        self._done.add(row_id)
         self._wake.set()
 
-    def _hold(self, row_id: int) -> None:
+    def _on_resent(self, payload: bytes, puback: asyncio.Future[None]) -> None:
+        if not puback.cancelled() and puback.exception() is None:
+            self._hold(payload)  # the restarted broker may go down again before saving it
+
+    def _hold(self, payload: bytes) -> None:
+        if self._hold_s <= 0:
+            return
         loop = asyncio.get_running_loop()
-        self._held[row_id] = loop.time() + self._hold_s
+        self._held[next(self._held_keys)] = (loop.time() + self._hold_s, payload)
         loop.call_later(self._hold_s, self._wake.set)
 
 
