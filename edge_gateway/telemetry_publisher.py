@@ -69,6 +69,14 @@ class TelemetryPublisher:
 
     def wake(self) -> None:
         """The broker connection came up: resend what was held, and look at the backlog again."""
+        if self._in_flight:
+            # Handed to an earlier connection and never PUBACKed: a broker restored from an older
+            # save may not know them, and the client may never complete them. They go again from
+            # the store (a late PUBACK of the first copy still deletes the row; the cloud keeps
+            # each batch id once).
+            log.info("telemetry: resending %d batches not PUBACKed before", len(self._in_flight))
+            self._in_flight.clear()
+            self._backlog_maybe = True
         if self._held:
             log.info("telemetry: resending %d batches held since their PUBACK", len(self._held))
             for key, (_, payload) in list(self._held.items()):

@@ -454,3 +454,27 @@ async def test_a_pubacked_batch_is_held_and_resent_if_the_broker_goes_away_first
     finally:
         running.cancel()
     assert len(mqtt.published) == 2
+
+
+async def test_a_batch_never_pubacked_before_a_reconnect_goes_again(store: Store) -> None:
+    buffer = TelemetryBuffer(store, ROOMY)
+    mqtt = FakeMqtt()
+    publisher = TelemetryPublisher(
+        buffer, mqtt, dcu_id=DCU, replay_window=2, metrics=GatewayMetrics()
+    )
+    running = asyncio.create_task(publisher.run())
+    try:
+        appended = await buffer.append(lambda _d: _batch_payload(1), entries=1, profile_cursors={})
+        publisher.offer(appended.row)
+        await mqtt.wait_published(1)
+        # The broker comes back from a save that never knew b1: its PUBACK never comes.
+        mqtt.pubacks.clear()
+        publisher.wake()
+        await mqtt.wait_published(2)
+        mqtt.ack_all()
+        async with asyncio.timeout(DEADLINE_S):
+            await publisher.settled()
+    finally:
+        running.cancel()
+    assert [(b.batch_id, b.historical) for b in mqtt.published] == [("b1", False), ("b1", True)]
+    assert await buffer.count() == 0
