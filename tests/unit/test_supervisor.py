@@ -72,7 +72,7 @@ def sleepers(tmp_path: Path) -> Iterator[list[ManagedProcess]]:
     """Two real long-running processes, killed whatever the test does."""
     processes = [
         ManagedProcess(
-            name, [sys.executable, "-c", "import time; time.sleep(600)"], tmp_path / f"{name}.log"
+            name, [sys.executable, "-c", "import signal; signal.pause()"], tmp_path / f"{name}.log"
         )
         for name in ("gateway DCU01", "gateway DCU02")
     ]
