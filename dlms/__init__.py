@@ -1,0 +1,1 @@
+"""DLMS/COSEM codec shared by the gateway (client) and the meter simulator (server)."""
