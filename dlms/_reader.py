@@ -14,14 +14,23 @@ MAX_LENGTH_OCTETS = 4
 class Reader:
     """Reads big-endian fields from a buffer, reporting the offset of whatever is wrong."""
 
-    def __init__(self, buffer: bytes, offset: int = 0) -> None:
+    def __init__(self, buffer: bytes, offset: int = 0, end: int | None = None) -> None:
         self._buffer = buffer
         self.offset = offset
+        self._end = len(buffer) if end is None else end
 
     @property
     def remaining(self) -> int:
         """Bytes not yet read."""
-        return len(self._buffer) - self.offset
+        return self._end - self.offset
+
+    def sub(self, length: int, what: str) -> "Reader":
+        """A reader over the next `length` bytes (offsets stay absolute); skip them here."""
+        if length > self.remaining:
+            raise self.fail(f"{what}: needs {length} bytes, {self.remaining} left")
+        inner = Reader(self._buffer, self.offset, self.offset + length)
+        self.offset += length
+        return inner
 
     def fail(self, reason: str, offset: int | None = None) -> DlmsDecodeError:
         """Build the error for `reason` at `offset` (default: the current position)."""
@@ -34,6 +43,12 @@ class Reader:
         start = self.offset
         self.offset += count
         return self._buffer[start : self.offset]
+
+    def peek_u8(self) -> int:
+        """The next byte, not consumed (callers check `remaining` first)."""
+        if not self.remaining:
+            raise self.fail("nothing left to peek at")
+        return self._buffer[self.offset]
 
     def u8(self, what: str) -> int:
         """Read one unsigned byte."""
