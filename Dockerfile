@@ -3,13 +3,14 @@
 # and the one-shot `python -m switchyard.seed`; compose.yaml picks the command per service.
 FROM python:3.11-slim-bookworm AS build
 WORKDIR /src
-COPY pyproject.toml README.md LICENSE ./
+COPY pyproject.toml constraints.txt README.md LICENSE ./
 COPY wire ./wire
+COPY dlms ./dlms
 COPY cloud ./cloud
 COPY edge_gateway ./edge_gateway
 COPY firmware_sim ./firmware_sim
 COPY switchyard ./switchyard
-RUN pip install --no-cache-dir --prefix=/install ".[cloud,edge]"
+RUN pip install --no-cache-dir --prefix=/install -c constraints.txt ".[cloud,edge]"
 
 FROM python:3.11-slim-bookworm
 # The directories named volumes mount on exist here, owned by the service user, so each new

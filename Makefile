@@ -1,9 +1,9 @@
 # The two commands of the README: `make run` and `make test`.
 VENV ?= .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed-$(shell sha1sum pyproject.toml scripts/bootstrap.sh | sha1sum | cut -c1-12)
+STAMP := $(VENV)/.installed-$(shell sha1sum pyproject.toml constraints.txt scripts/bootstrap.sh | sha1sum | cut -c1-12)
 
-.PHONY: install install-test run test soak lint typecheck unit integration clean
+.PHONY: install install-test run test soak lint typecheck unit integration clean lock
 
 $(STAMP):
 	bash scripts/bootstrap.sh
@@ -39,6 +39,14 @@ test: install-test
 # Chaos with invariants (docs/soak.md); e.g. `make soak ARGS="--minutes 30 --database postgresql"`.
 soak: install
 	$(BIN)/switchyard soak $(ARGS)
+
+# Refresh constraints.txt: the newest versions pyproject.toml's ranges admit, in a throwaway venv.
+lock:
+	rm -rf .venv-lock && python3 -m venv .venv-lock
+	.venv-lock/bin/python -m pip install -q --upgrade pip
+	.venv-lock/bin/python -m pip install -q -e ".[dev]"
+	{ sed -n '1,2p' constraints.txt; .venv-lock/bin/python -m pip freeze --exclude-editable; } > constraints.txt.new
+	mv constraints.txt.new constraints.txt && rm -rf .venv-lock
 
 clean:
 	rm -rf .switchyard .pytest_cache .mypy_cache .ruff_cache

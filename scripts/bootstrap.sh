@@ -44,5 +44,7 @@ if [[ ! -x "$VENV/bin/python" ]]; then
   "$PYTHON" -m venv "$VENV"
 fi
 "$VENV/bin/python" -m pip install -q --upgrade pip
-"$VENV/bin/python" -m pip install -q -e ".[dev]"
+# Exact versions from constraints.txt (`make lock` refreshes it), so a fresh machine installs
+# what the suite last passed with, not whatever was released since.
+"$VENV/bin/python" -m pip install -q -c constraints.txt -e ".[dev]"
 echo "bootstrap: ready"

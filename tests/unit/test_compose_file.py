@@ -144,12 +144,15 @@ def test_dockerfile_follows_the_usual_rules() -> None:
     assert not any(line.startswith("ADD ") for line in lines), "COPY, not ADD"
     pip = [line for line in lines if "pip install" in line]
     assert pip and all("--no-cache-dir" in line for line in pip)
+    # The image installs the versions the suite passed with, like make run and make test.
+    assert all("-c constraints.txt" in line for line in pip)
+    assert any(line.startswith("COPY ") and "constraints.txt" in line.split() for line in lines)
     copied = {
         line.split()[1].rstrip("/")
         for line in lines
         if line.startswith("COPY ") and "--from" not in line
     }
-    for package in ("wire", "cloud", "edge_gateway", "firmware_sim", "switchyard"):
+    for package in ("wire", "dlms", "cloud", "edge_gateway", "firmware_sim", "switchyard"):
         assert package in copied, f"the image lacks the {package} package"
     assert 'ENTRYPOINT ["switchyard"]' in lines
     ignored = (ROOT / ".dockerignore").read_text().split()
