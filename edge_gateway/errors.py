@@ -33,6 +33,13 @@ class PublishError(MqttError):
         self.topic = topic
 
 
+class NotDelivered(PublishError):
+    """The broker acknowledged a message that no subscription matched: nobody has it."""
+
+    def __init__(self, topic: str) -> None:
+        super().__init__(topic, "no matching subscribers")
+
+
 class MeterLinkError(GatewayError):
     """A meter-link request did not give a usable answer."""
 

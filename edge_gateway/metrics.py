@@ -27,6 +27,8 @@ class GatewayMetrics:
     telemetry_dropped_entries: int = 0
     outbound_published: int = 0
     outbound_refused: int = 0
+    # PUBACKs saying no subscription matched (acks, events or telemetry): each is sent again.
+    outbound_undelivered: int = 0
     job_errors: int = 0
     # Final outcomes by inbox status: executed, failed, rejected, expired.
     outcomes: Counter[str] = field(default_factory=Counter)

@@ -18,7 +18,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
-from edge_gateway.errors import MqttError, PublishError
+from edge_gateway.errors import MqttError, NotDelivered, PublishError
 from edge_gateway.ports import InboundMessage, MessageHandler
 from edge_gateway.settings import GatewaySettings
 from wire.limits import MAX_PACKET_BYTES
@@ -48,6 +48,17 @@ class _Subscription:
 # call_soon_threadsafe. Received QoS 1 messages are acknowledged by the application
 # (`InboundMessage.puback()`), so the broker keeps a command until the gateway has stored it, and
 # its Receive Maximum bounds how many wait in memory. `publish()` answers a PUBACK future.
+# PUBACK reason 0x10: the broker took the message, but no subscription matched it.
+_NO_MATCHING_SUBSCRIBERS = 0x10
+
+
+@dataclass(frozen=True, slots=True)
+class _PendingPuback:
+    topic: str
+    retain: bool
+    puback: asyncio.Future[None]
+
+
 class MqttClient:
     """MQTT 5 client with a persistent session, a retained Will and resubscription on CONNACK."""
 
@@ -62,7 +73,7 @@ class MqttClient:
         self._loop = asyncio.get_running_loop()
         self._on_connect_hook = on_connect
         self._subscriptions: dict[str, _Subscription] = {}
-        self._pubacks: dict[int, tuple[str, asyncio.Future[None]]] = {}
+        self._pubacks: dict[int, _PendingPuback] = {}
         self._connected = asyncio.Event()
         # Bumped by paho's thread on each CONNACK: a PUBACK owed to a message from an earlier
         # connection is not sent, because the broker redelivers such messages anyway.
@@ -142,8 +153,8 @@ class MqttClient:
         self._client.disconnect()
         await asyncio.to_thread(self._client.loop_stop)
         self._connected.clear()
-        for _topic, puback in self._pubacks.values():
-            puback.cancel()
+        for pending in self._pubacks.values():
+            pending.puback.cancel()
         self._pubacks.clear()
 
     def subscribe(self, topic_filter: str, handler: MessageHandler, *, qos: int = 1) -> None:
@@ -168,7 +179,7 @@ class MqttClient:
         if qos == 0:
             puback.set_result(None)
         else:
-            self._pubacks[info.mid] = (topic, puback)
+            self._pubacks[info.mid] = _PendingPuback(topic, retain, puback)
         return puback
 
     # paho's network thread calls the methods below; each one only hops to the event loop.
@@ -206,7 +217,13 @@ class MqttClient:
         reason_code: ReasonCode,
         properties: Properties,
     ) -> None:
-        self._loop.call_soon_threadsafe(self._puback, mid, reason_code.is_failure, str(reason_code))
+        self._loop.call_soon_threadsafe(
+            self._puback,
+            mid,
+            reason_code.is_failure,
+            reason_code.value == _NO_MATCHING_SUBSCRIBERS,
+            str(reason_code),
+        )
 
     def _paho_on_subscribe(
         self,
@@ -262,15 +279,19 @@ class MqttClient:
             log.warning("disconnected from broker %s: %s", self._settings.mqtt_host, reason)
         self._connected.clear()
 
-    def _puback(self, mid: int, refused: bool, reason: str) -> None:
+    def _puback(self, mid: int, refused: bool, unheard: bool, reason: str) -> None:
         pending = self._pubacks.pop(mid, None)
         if pending is None:
             return
-        topic, puback = pending
+        topic, retain, puback = pending.topic, pending.retain, pending.puback
         if puback.done():
             return
         if refused:
             puback.set_exception(PublishError(topic, f"broker answered {reason}"))
+        elif unheard and not retain:
+            # Not kept anywhere: e.g. Mosquitto restarted from its persistence without the
+            # cloud's shared subscriptions, which it does not save, until the cloud resubscribes.
+            puback.set_exception(NotDelivered(topic))
         else:
             puback.set_result(None)
 

@@ -6,7 +6,7 @@ import asyncio
 import logging
 from functools import partial
 
-from edge_gateway.errors import PublishError
+from edge_gateway.errors import NotDelivered, PublishError
 from edge_gateway.metrics import GatewayMetrics
 from edge_gateway.ports import Publisher
 from edge_gateway.store import Store
@@ -22,6 +22,8 @@ class OutboundPublisher:
     # Rows handed over before a disconnect are resent by the MQTT client itself when the session
     # resumes, so only rows never handed over are read again; after a restart that is all rows.
     # The window keeps the client's in-memory queue bounded however long the uplink is down.
+    # A row the broker PUBACKs as matching no subscription (the cloud is not subscribed at that
+    # moment) is kept and handed over again after a pause: nobody has it yet.
 
     def __init__(
         self, store: Store, publisher: Publisher, *, window: int, metrics: GatewayMetrics
@@ -68,6 +70,9 @@ class OutboundPublisher:
             if not rows:
                 return True
             for row in rows:
+                if row.id in self._in_flight or row.id in self._acked:
+                    self._handed_up_to = row.id  # read again after a NotDelivered rewind
+                    continue
                 try:
                     puback = self._publisher.publish(row.topic, row.payload, qos=1)
                 except PublishError as exc:
@@ -86,6 +91,12 @@ class OutboundPublisher:
         if puback.cancelled():
             return  # the client is stopping; the row stays stored for the next run
         error = puback.exception()
+        if isinstance(error, NotDelivered):
+            self._metrics.outbound_undelivered += 1
+            log.info("outbound message %d: %s; sending it again", row_id, error.reason)
+            self._handed_up_to = min(self._handed_up_to, row_id - 1)
+            asyncio.get_running_loop().call_later(_RETRY_AFTER_S, self._wake.set)
+            return
         if error is None:
             self._metrics.outbound_published += 1
         else:

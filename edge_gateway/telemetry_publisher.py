@@ -7,7 +7,7 @@ import itertools
 import logging
 from functools import partial
 
-from edge_gateway.errors import PublishError
+from edge_gateway.errors import NotDelivered, PublishError
 from edge_gateway.metrics import GatewayMetrics
 from edge_gateway.ports import ConnectedPublisher
 from edge_gateway.telemetry_buffer import StoredBatch, TelemetryBuffer
@@ -32,6 +32,11 @@ _RETRY_AFTER_S = 1.0
 # interval) while connected, and resent, marked historical, if the connection drops first. The
 # cloud keeps each batch id once, so a resend the broker did not need costs only bandwidth. The
 # copy is in memory only: a gateway killed within the same second as the broker loses it.
+#
+# A PUBACK that says no subscription matched means nobody has the batch: Mosquitto restarted from
+# its persistence does not restore shared subscriptions, so until the cloud resubscribes it takes
+# telemetry and drops it. Such a batch stays stored (or, for a held copy, in memory) and goes again
+# after a pause.
 class TelemetryPublisher:
     """Hands telemetry batches to MQTT and forgets each one once the broker has it."""
 
@@ -54,6 +59,8 @@ class TelemetryPublisher:
         # Copies of PUBACKed batches kept for a resend: key -> (loop time they may go, payload).
         self._held: dict[int, tuple[float, bytes]] = {}
         self._held_keys = itertools.count()
+        # Held copies to send again: the connection dropped, or nobody was subscribed.
+        self._resend: list[bytes] = []
         self._in_flight: dict[int, bool] = {}  # row id -> replayed (historical)
         self._acked: list[int] = []
         # PUBACKed rows until their deletion has committed: still in the store, never resent.
@@ -79,14 +86,21 @@ class TelemetryPublisher:
             self._backlog_maybe = True
         if self._held:
             log.info("telemetry: resending %d batches held since their PUBACK", len(self._held))
-            for key, (_, payload) in list(self._held.items()):
-                try:
-                    puback = self._mqtt.publish(self._topic, _historical(payload), qos=1)
-                except PublishError:
-                    break  # down again: the next connection resends what is still held
-                del self._held[key]
-                puback.add_done_callback(partial(self._on_resent, payload))
+            self._resend.extend(payload for _, payload in self._held.values())
+            self._held.clear()
+        self._resend_held()
         self._wake.set()
+
+    def _resend_held(self) -> None:
+        """Publish the held copies due again; those the client cannot take wait for a wake."""
+        while self._resend and self._mqtt.connected:
+            payload = self._resend[0]
+            try:
+                puback = self._mqtt.publish(self._topic, _historical(payload), qos=1)
+            except PublishError:
+                return  # down again: the next connection resends what is left
+            self._resend.pop(0)
+            puback.add_done_callback(partial(self._on_resent, payload))
 
     def offer(self, row: StoredBatch) -> None:
         """A batch just stored: publish it live if the uplink is up, else leave it for replay."""
@@ -101,10 +115,11 @@ class TelemetryPublisher:
             await self._wake.wait()
             self._wake.clear()
             self._release_held()
+            self._resend_held()
             await self.forget_acked()
             if self._mqtt.connected and self._backlog_maybe:
                 await self._replay()
-            if not self._in_flight and not self._acked:
+            if not self._in_flight and not self._acked and not self._resend:
                 self._idle.set()
 
     async def forget_acked(self) -> None:
@@ -164,6 +179,13 @@ class TelemetryPublisher:
             self._wake.set()
             return
         error = puback.exception()
+        if isinstance(error, NotDelivered):
+            # Still stored: replayed after a pause, once someone may be subscribed again.
+            self._metrics.outbound_undelivered += 1
+            log.info("telemetry batch %d: %s; sending it again", row_id, error.reason)
+            self._backlog_maybe = True
+            asyncio.get_running_loop().call_later(_RETRY_AFTER_S, self._wake.set)
+            return
         if error is None:
             if replayed:
                 self._metrics.telemetry_replayed += 1
@@ -179,8 +201,15 @@ class TelemetryPublisher:
         self._wake.set()
 
     def _on_resent(self, payload: bytes, puback: asyncio.Future[None]) -> None:
-        if not puback.cancelled() and puback.exception() is None:
+        if puback.cancelled():
+            return
+        error = puback.exception()
+        if error is None:
             self._hold(payload)  # the restarted broker may go down again before saving it
+        elif isinstance(error, NotDelivered):
+            self._metrics.outbound_undelivered += 1
+            self._resend.append(payload)
+            asyncio.get_running_loop().call_later(_RETRY_AFTER_S, self._wake.set)
 
     def _hold(self, payload: bytes) -> None:
         if self._hold_s <= 0:

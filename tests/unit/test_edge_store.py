@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from edge_gateway.errors import PublishError, StoreError
+from edge_gateway.errors import NotDelivered, PublishError, StoreError
 from edge_gateway.inbox import InboxEntry, InboxStatus
 from edge_gateway.metrics import GatewayMetrics
 from edge_gateway.outbound import OutboundPublisher
@@ -310,3 +310,27 @@ async def test_an_older_gateways_inbox_gains_the_read_back_order_columns(tmp_pat
     assert stored == done
     reopened = await Store.open(path)  # the columns are there now: opening again changes nothing
     await reopened.close()
+
+
+async def test_a_row_no_subscriber_took_is_kept_and_sent_again(store: Store) -> None:
+    await store.save(None, [_ack_message(n) for n in range(1, 4)])
+    broker = RecordingBroker()
+    metrics = GatewayMetrics()
+    publisher = OutboundPublisher(store, broker, window=10, metrics=metrics)
+    running = asyncio.create_task(publisher.run())
+    try:
+        await broker.wait_published(3)
+        # The broker took row 2 but no subscription matched it (the cloud was not subscribed).
+        broker.pubacks[b"2"].set_exception(NotDelivered("t"))
+        broker.pubacks[b"1"].set_result(None)
+        broker.pubacks[b"3"].set_result(None)
+        await broker.wait_published(4)
+        assert broker.order == [b"1", b"2", b"3", b"2"]  # only row 2 goes again
+        assert await store.outbound_count() == 1
+        broker.pubacks[b"2"].set_result(None)
+        async with asyncio.timeout(DEADLINE_S):
+            await publisher.drained()
+        assert await store.outbound_count() == 0
+        assert (metrics.outbound_undelivered, metrics.outbound_published) == (1, 3)
+    finally:
+        running.cancel()

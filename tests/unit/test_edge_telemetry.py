@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from edge_gateway.errors import PublishError
+from edge_gateway.errors import NotDelivered, PublishError
 from edge_gateway.metrics import GatewayMetrics
 from edge_gateway.store import OutboundKind, OutboundMessage, Store
 from edge_gateway.telemetry import PROFILE_BLOCKS_PER_METER, TelemetryCollector
@@ -478,3 +478,57 @@ async def test_a_batch_never_pubacked_before_a_reconnect_goes_again(store: Store
         running.cancel()
     assert [(b.batch_id, b.historical) for b in mqtt.published] == [("b1", False), ("b1", True)]
     assert await buffer.count() == 0
+
+
+async def test_a_batch_no_subscriber_took_stays_stored_and_goes_again(store: Store) -> None:
+    buffer = TelemetryBuffer(store, ROOMY)
+    mqtt = FakeMqtt()
+    metrics = GatewayMetrics()
+    publisher = TelemetryPublisher(buffer, mqtt, dcu_id=DCU, replay_window=2, metrics=metrics)
+    running = asyncio.create_task(publisher.run())
+    try:
+        appended = await buffer.append(lambda _d: _batch_payload(1), entries=1, profile_cursors={})
+        publisher.offer(appended.row)
+        await mqtt.wait_published(1)
+        mqtt.pubacks[0].set_exception(NotDelivered("t"))  # nobody subscribed: nobody has it
+        await mqtt.wait_published(2)
+        assert await buffer.count() == 1
+        mqtt.ack_all()
+        async with asyncio.timeout(DEADLINE_S):
+            await publisher.settled()
+    finally:
+        running.cancel()
+    assert [(b.batch_id, b.historical) for b in mqtt.published] == [("b1", False), ("b1", True)]
+    assert await buffer.count() == 0
+    assert (metrics.outbound_undelivered, metrics.telemetry_replayed) == (1, 1)
+
+
+async def test_a_held_copy_no_subscriber_took_after_a_reconnect_goes_again(store: Store) -> None:
+    buffer = TelemetryBuffer(store, ROOMY)
+    mqtt = FakeMqtt()
+    publisher = TelemetryPublisher(
+        buffer, mqtt, dcu_id=DCU, replay_window=2, metrics=GatewayMetrics(), hold_s=30.0
+    )
+    running = asyncio.create_task(publisher.run())
+    try:
+        appended = await buffer.append(lambda _d: _batch_payload(1), entries=1, profile_cursors={})
+        publisher.offer(appended.row)
+        await mqtt.wait_published(1)
+        mqtt.ack_all()
+        await wait_for_async("b1's row deleted", lambda: publisher.in_flight == frozenset())
+        # The broker restarts from a save without the cloud's subscription: the held copy is
+        # resent, taken and dropped; it must go once more.
+        mqtt.connected = False
+        mqtt.connected = True
+        publisher.wake()
+        await mqtt.wait_published(2)
+        mqtt.pubacks[1].set_exception(NotDelivered("t"))
+        await mqtt.wait_published(3)
+        mqtt.ack_all()
+    finally:
+        running.cancel()
+    assert [(b.batch_id, b.historical) for b in mqtt.published] == [
+        ("b1", False),
+        ("b1", True),
+        ("b1", True),
+    ]
