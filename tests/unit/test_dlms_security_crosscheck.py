@@ -1,22 +1,34 @@
 """Suite 0 against dlms-cosem 21.3.2 (MIT), an independent implementation, both ways.
 
 What dlms-cosem 21.3.2 has: security.encrypt/decrypt (authenticated and encrypted only),
-gmac, wrap_key, the HLS-GMAC reply and check of DlmsConnection, general-glo-cipher (0xDB) and
-glo-initiate-request/-response (0x21/0x28). What it lacks, so is not cross-checked here:
-the glo-get/set/action tags (0xC8-0xCF; pinned from the Green Book ASN.1 and Table 40 in
-test_dlms_security_vectors.py) and authentication-only protection. Known bugs of that
-release worked around here: unwrap_key checks the wrapped key's length as if it were 16 bytes
-(so only its wrap is used), and its ciphered APDUs write the content length as one byte (so
-its encoder is compared only below 128 bytes; its decoder reads our long forms).
+gmac, wrap_key, the HLS-GMAC reply and check of DlmsConnection, general-glo-cipher (0xDB),
+glo-initiate-request/-response (0x21/0x28) and AARQ/AARE carrying them. What it lacks, so
+is not cross-checked here: the glo-get/set/action tags 0xC8-0xCF and authentication-only
+protection (both pinned from Green Book Table 40 in test_dlms_security_vectors.py).
+Known bugs of that release worked around here: unwrap_key checks the wrapped key's length
+as if it were 16 bytes (so only its wrap is used), and its ciphered APDUs write the content
+length as one byte (so its encoder is compared only below 128 bytes; its decoder reads our
+long forms).
 """
 
 from dlms_cosem import enumerations as their_enums
 from dlms_cosem import security as theirs
 from dlms_cosem.connection import DlmsConnection
+from dlms_cosem.protocol import acse as their_acse
 from dlms_cosem.protocol import xdlms as their_xdlms
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from dlms import (
+    Aare,
+    Aarq,
+    AcseServiceUserDiagnostic,
+    ApplicationContext,
+    AssociationResult,
+    Mechanism,
+    decode_aare,
+    decode_aarq,
+)
 from dlms.security import (
     AUTHENTICATED_AND_ENCRYPTED,
     AUTHENTICATED_ONLY,
@@ -195,3 +207,63 @@ def test_glo_initiate_request_and_response_against_theirs(
         assert decode_ciphered_apdu(their_apdu.to_bytes()) == CipheredApdu(
             tag, AUTHENTICATED_AND_ENCRYPTED, ic, their_apdu.ciphered_text
         )
+
+
+CLIENT_TITLE = bytes.fromhex("5357590000000001")
+METER_TITLE = bytes.fromhex("4D4D4D0000BC614E")
+EXAMPLE_KEYS = SecurityKeys(bytes(range(16)), bytes(range(0xD0, 0xE0)))
+THEIR_SC = their_control(AUTHENTICATED_AND_ENCRYPTED)
+
+
+def test_ciphered_hls_aarq_equals_theirs_both_ways() -> None:
+    glo_initiate = protect(INITIATE_REQUEST, SystemTitle(CLIENT_TITLE), 1, EXAMPLE_KEYS)
+    ours = Aarq(
+        glo_initiate,
+        ApplicationContext.LOGICAL_NAME_CIPHERED,
+        Mechanism.HLS_GMAC,
+        authentication_value=b"C" * 16,
+        calling_ap_title=CLIENT_TITLE,
+    )
+    theirs = their_acse.ApplicationAssociationRequest(
+        ciphered=True,
+        system_title=CLIENT_TITLE,
+        authentication=their_enums.AuthenticationMechanism.HLS_GMAC,
+        authentication_value=b"C" * 16,
+        user_information=their_acse.UserInformation(
+            their_xdlms.GlobalCipherInitiateRequest(THEIR_SC, 1, glo_initiate.protected)
+        ),
+    )
+    assert ours.to_bytes() == theirs.to_bytes()
+    assert decode_aarq(theirs.to_bytes()) == ours
+    decoded = decode_aarq(ours.to_bytes()).initiate_request
+    assert isinstance(decoded, CipheredApdu)
+    assert unprotect(decoded, SystemTitle(CLIENT_TITLE), EXAMPLE_KEYS) == INITIATE_REQUEST
+
+
+def test_ciphered_hls_aare_equals_theirs_both_ways() -> None:
+    glo_initiate = protect(INITIATE_RESPONSE, SystemTitle(METER_TITLE), 9, EXAMPLE_KEYS)
+    ours = Aare(
+        AssociationResult.ACCEPTED,
+        AcseServiceUserDiagnostic.NULL,
+        glo_initiate,
+        ApplicationContext.LOGICAL_NAME_CIPHERED,
+        Mechanism.HLS_GMAC,
+        authentication_value=b"S" * 16,
+        responding_ap_title=METER_TITLE,
+    )
+    theirs = their_acse.ApplicationAssociationResponse(
+        result=their_enums.AssociationResult.ACCEPTED,
+        result_source_diagnostics=their_enums.AcseServiceUserDiagnostics.NULL,
+        ciphered=True,
+        authentication=their_enums.AuthenticationMechanism.HLS_GMAC,
+        authentication_value=b"S" * 16,
+        system_title=METER_TITLE,
+        user_information=their_acse.UserInformation(
+            their_xdlms.GlobalCipherInitiateResponse(THEIR_SC, 9, glo_initiate.protected)
+        ),
+    )
+    assert ours.to_bytes() == theirs.to_bytes()
+    assert decode_aare(theirs.to_bytes()) == ours
+    still_ciphered = decode_aare(ours.to_bytes()).raise_for_result()
+    assert isinstance(still_ciphered, CipheredApdu)
+    assert unprotect(still_ciphered, SystemTitle(METER_TITLE), EXAMPLE_KEYS) == INITIATE_RESPONSE
