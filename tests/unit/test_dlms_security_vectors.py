@@ -10,8 +10,8 @@ Sources, since we do not hold the Green Book itself:
 - The glo-initiate-request example (same keys and title, IC 01234567) as pinned by
   u9n/dlms-cosem tests/test_xdlms/test_initiate.py and by a Go DLMS library's CipherData test.
 - Green Book 8.1, 9.2.7.4, Table 43 (HLS mechanism 5 with GMAC) as quoted in a public C unit
-  test; its two tags are also pinned by u9n/dlms-cosem tests/test_security.py (test_gmac) and
-  a Java GcmCipherModTest (FE1466AFB3DBCD4F9389E2B7).
+  test; the f(StoC) tag is also pinned by u9n/dlms-cosem tests/test_security.py (test_gmac),
+  the f(CtoS) tag (FE1466AFB3DBCD4F9389E2B7) by a Java GcmCipherModTest.
 - RFC 3394 section 4.1 (128-bit KEK wrapping 128-bit key data).
 """
 
