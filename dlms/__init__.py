@@ -60,12 +60,15 @@ from dlms.enums import (
 from dlms.errors import (
     ActionRefused,
     AssociationRefused,
+    CipheringError,
     ConfirmedServiceErrorReceived,
     DataAccessRefused,
     DlmsDecodeError,
     DlmsError,
     ExceptionResponseReceived,
     FrameError,
+    InvocationCounterExhausted,
+    ReplayedInvocationCounter,
 )
 from dlms.initiate import Conformance, InitiateRequest, InitiateResponse
 from dlms.obis import Obis
@@ -130,6 +133,7 @@ __all__ = [
     "BitString",
     "Boolean",
     "CaptureObject",
+    "CipheringError",
     "ClockStatus",
     "ConfirmedService",
     "ConfirmedServiceError",
@@ -159,6 +163,7 @@ __all__ = [
     "InitiateRequest",
     "InitiateResponse",
     "Integer",
+    "InvocationCounterExhausted",
     "InvokeIdAndPriority",
     "Long",
     "Long64",
@@ -172,6 +177,7 @@ __all__ = [
     "RangeDescriptor",
     "ReleaseRequestReason",
     "ReleaseResponseReason",
+    "ReplayedInvocationCounter",
     "Rlre",
     "Rlrq",
     "SelectiveAccess",

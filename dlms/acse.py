@@ -20,6 +20,7 @@ from dlms.initiate import (
     read_initiate_request,
     read_initiate_response,
 )
+from dlms.security.ciphered_apdu import CipheredApdu, CipheredTag, read_ciphered_apdu
 from dlms.service_errors import ConfirmedServiceError, read_confirmed_service_error
 
 AARQ_TAG = 0x60
@@ -83,9 +84,13 @@ class Mechanism(IntEnum):
 
 @dataclass(frozen=True, slots=True)
 class Aarq:
-    """Association request. `authentication_value` is the LLS password or HLS CtoS."""
+    """Association request. `authentication_value` is the LLS password or HLS CtoS.
 
-    initiate_request: InitiateRequest
+    With ciphering, `initiate_request` is a glo-initiate-request and `calling_ap_title` the
+    client's system title (its IV's first half).
+    """
+
+    initiate_request: InitiateRequest | CipheredApdu
     application_context: ApplicationContext = ApplicationContext.LOGICAL_NAME
     mechanism: Mechanism | None = None
     authentication_value: bytes | None = None
@@ -107,11 +112,15 @@ class Aarq:
 
 @dataclass(frozen=True, slots=True)
 class Aare:
-    """Association response; `authentication_value` carries the HLS StoC."""
+    """Association response; `authentication_value` carries the HLS StoC.
+
+    With ciphering, `user_information` is a glo-initiate-response and `responding_ap_title`
+    the meter's system title.
+    """
 
     result: AssociationResult
     diagnostic: AcseServiceUserDiagnostic | AcseServiceProviderDiagnostic
-    user_information: InitiateResponse | ConfirmedServiceError | None
+    user_information: InitiateResponse | ConfirmedServiceError | CipheredApdu | None
     application_context: ApplicationContext = ApplicationContext.LOGICAL_NAME
     mechanism: Mechanism | None = None
     authentication_value: bytes | None = None
@@ -144,8 +153,12 @@ class Aare:
             body += _user_information(self.user_information.to_bytes())
         return tlv(AARE_TAG, body)
 
-    def raise_for_result(self) -> InitiateResponse:
-        """The negotiated context, or AssociationRefused (or the meter's service error)."""
+    def raise_for_result(self) -> InitiateResponse | CipheredApdu:
+        """The negotiated context, or AssociationRefused (or the meter's service error).
+
+        A glo-initiate-response comes back still ciphered: unprotect it with the meter's
+        system title (`responding_ap_title`) and decode the InitiateResponse inside.
+        """
         if self.result is not AssociationResult.ACCEPTED:
             raise AssociationRefused(self.result, self.diagnostic)
         if isinstance(self.user_information, ConfirmedServiceError):
@@ -226,6 +239,12 @@ def _read_outer(buffer: bytes, tag: int, what: str) -> Reader:
     return body
 
 
+def _read_initiate_request(reader: Reader) -> InitiateRequest | CipheredApdu:
+    if reader.remaining and reader.peek_u8() == CipheredTag.GLO_INITIATE_REQUEST:
+        return read_ciphered_apdu(reader)
+    return read_initiate_request(reader)
+
+
 def decode_aarq(buffer: bytes) -> Aarq:
     """Decode an AARQ; fields this codec does not use (called titles, ...) are skipped."""
     body = _read_outer(buffer, AARQ_TAG, "AARQ")
@@ -246,7 +265,7 @@ def decode_aarq(buffer: bytes) -> Aarq:
         elif tag == _CALLING_AUTHENTICATION_VALUE:
             authentication_value = _read_explicit(value, _CHARSTRING, "auth value").rest()
         elif tag == _USER_INFORMATION:
-            initiate_request = read_initiate_request(_read_user_information(value))
+            initiate_request = _read_initiate_request(_read_user_information(value))
     if not seen_context or initiate_request is None:
         raise body.fail("AARQ lacks application-context-name or user-information")
     return Aarq(initiate_request, context, mechanism, authentication_value, calling_ap_title)
@@ -259,7 +278,7 @@ def decode_aare(buffer: bytes) -> Aare:
     result: AssociationResult | None = None
     diagnostic: AcseServiceUserDiagnostic | AcseServiceProviderDiagnostic | None = None
     mechanism = authentication_value = responding_ap_title = None
-    user_information: InitiateResponse | ConfirmedServiceError | None = None
+    user_information: InitiateResponse | ConfirmedServiceError | CipheredApdu | None = None
     while body.remaining:
         tag, value = read_tlv(body, "AARE field")
         start = value.offset
@@ -285,6 +304,8 @@ def decode_aare(buffer: bytes) -> Aare:
             apdu = _read_user_information(value)
             if apdu.remaining and apdu.peek_u8() == INITIATE_RESPONSE_TAG:
                 user_information = read_initiate_response(apdu)
+            elif apdu.remaining and apdu.peek_u8() == CipheredTag.GLO_INITIATE_RESPONSE:
+                user_information = read_ciphered_apdu(apdu)
             else:
                 user_information = read_confirmed_service_error(apdu)
     if result is None or diagnostic is None:

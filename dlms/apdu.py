@@ -16,6 +16,7 @@ from dlms.acse import (
     decode_rlrq,
 )
 from dlms.axdr import DEFAULT_LIMITS, DecodeLimits
+from dlms.security.ciphered_apdu import CIPHERED_TAGS, CipheredApdu, read_ciphered_apdu
 from dlms.service_errors import (
     CONFIRMED_SERVICE_ERROR_TAG,
     EXCEPTION_RESPONSE_TAG,
@@ -26,7 +27,9 @@ from dlms.service_errors import (
 )
 from dlms.xdlms import Tag, XdlmsApdu, decode_xdlms
 
-Apdu = Aarq | Aare | Rlrq | Rlre | XdlmsApdu | ExceptionResponse | ConfirmedServiceError
+Apdu = (
+    Aarq | Aare | Rlrq | Rlre | XdlmsApdu | ExceptionResponse | ConfirmedServiceError | CipheredApdu
+)
 
 
 def decode_apdu(buffer: bytes, limits: DecodeLimits = DEFAULT_LIMITS) -> Apdu:
@@ -47,4 +50,7 @@ def decode_apdu(buffer: bytes, limits: DecodeLimits = DEFAULT_LIMITS) -> Apdu:
         return read_confirmed_service_error(reader)
     if tag in Tag._value2member_map_:
         return decode_xdlms(buffer, limits)
+    if tag in CIPHERED_TAGS:
+        # Still ciphered: the session unprotects it with the peer's keys, then decodes again.
+        return read_ciphered_apdu(reader)
     raise reader.fail("empty APDU" if tag is None else f"unsupported APDU tag {tag:#04x}")

@@ -87,3 +87,33 @@ class ConfirmedServiceErrorReceived(DlmsError):
         self.service = service
         self.error_class = error_class
         self.code = code
+
+
+class CipheringError(DlmsError):
+    """A protected APDU, HLS proof or wrapped key did not verify, or uses unsupported security.
+
+    `reason` says which check failed; it never contains key material.
+    """
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class ReplayedInvocationCounter(CipheringError):
+    """The peer's invocation counter is not greater than the last one accepted from it."""
+
+    def __init__(self, received: int, last_accepted: int) -> None:
+        super().__init__(
+            f"invocation counter {received} not greater than last accepted {last_accepted}"
+        )
+        self.received = received
+        self.last_accepted = last_accepted
+
+
+class InvocationCounterExhausted(DlmsError):
+    """Our own invocation counter reached 2**32 - 1: the key must be changed before sending."""
+
+    def __init__(self, last_issued: int) -> None:
+        super().__init__(f"invocation counter exhausted at {last_issued}; rotate the key")
+        self.last_issued = last_issued
