@@ -81,6 +81,8 @@ class SoakReport:
     def write(self, results_dir: Path) -> Path:
         """Write the JSON report; answer its path."""
         results_dir.mkdir(parents=True, exist_ok=True)
-        path = results_dir / f"soak-{self.started_at:%Y%m%dT%H%M%SZ}-seed{self.seed}.json"
+        # The database is in the name: soaks on both, started together, keep both reports.
+        name = f"soak-{self.started_at:%Y%m%dT%H%M%SZ}-{self.database}-seed{self.seed}.json"
+        path = results_dir / name
         path.write_text(json.dumps(self.to_json(), indent=2, default=str) + "\n")
         return path
