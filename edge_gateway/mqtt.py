@@ -44,10 +44,6 @@ class _Subscription:
     handler: MessageHandler
 
 
-# paho's network thread does the I/O; every paho callback only hops to the event loop with
-# call_soon_threadsafe. Received QoS 1 messages are acknowledged by the application
-# (`InboundMessage.puback()`), so the broker keeps a command until the gateway has stored it, and
-# its Receive Maximum bounds how many wait in memory. `publish()` answers a PUBACK future.
 # PUBACK reason 0x10: the broker took the message, but no subscription matched it.
 _NO_MATCHING_SUBSCRIBERS = 0x10
 
@@ -59,6 +55,10 @@ class _PendingPuback:
     puback: asyncio.Future[None]
 
 
+# paho's network thread does the I/O; every paho callback only hops to the event loop with
+# call_soon_threadsafe. Received QoS 1 messages are acknowledged by the application
+# (`InboundMessage.puback()`), so the broker keeps a command until the gateway has stored it, and
+# its Receive Maximum bounds how many wait in memory. `publish()` answers a PUBACK future.
 class MqttClient:
     """MQTT 5 client with a persistent session, a retained Will and resubscription on CONNACK."""
 
@@ -283,15 +283,15 @@ class MqttClient:
         pending = self._pubacks.pop(mid, None)
         if pending is None:
             return
-        topic, retain, puback = pending.topic, pending.retain, pending.puback
+        puback = pending.puback
         if puback.done():
             return
         if refused:
-            puback.set_exception(PublishError(topic, f"broker answered {reason}"))
-        elif unheard and not retain:
+            puback.set_exception(PublishError(pending.topic, f"broker answered {reason}"))
+        elif unheard and not pending.retain:
             # Not kept anywhere: e.g. Mosquitto restarted from its persistence without the
             # cloud's shared subscriptions, which it does not save, until the cloud resubscribes.
-            puback.set_exception(NotDelivered(topic))
+            puback.set_exception(NotDelivered(pending.topic))
         else:
             puback.set_result(None)
 
